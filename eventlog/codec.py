@@ -1,0 +1,189 @@
+"""Event-type registry: frozen dataclass payloads, JSON encoding, schema versions, upcasters.
+
+The registry is built explicitly (``EventRegistry().register(...)``), never by import
+side effects. The class name of a payload is its stored event type, so renaming a
+class is a migration: register an upcaster or keep the old name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from eventlog.errors import PayloadSchemaError, UnknownEventTypeError
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What the registry knows about one event type."""
+
+    name: str
+    cls: type[Any]
+    stream_type: str
+    schema_version: int
+    fields: Mapping[str, Any]
+    upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+
+
+def _check_value(type_name: str, field_name: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(type_name, field_name, arg, value)
+            except PayloadSchemaError as exc:
+                errors.append(exc)
+        raise errors[0] if errors else PayloadSchemaError(f"{type_name}.{field_name}: bad value")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise PayloadSchemaError(
+                f"{type_name}.{field_name} must be a list, got {type(value).__name__}"
+            )
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [_check_value(type_name, field_name, item, v) for v in value]
+    if hint is Any:
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PayloadSchemaError(
+                f"{type_name}.{field_name} must be an integer, got {type(value).__name__} {value!r}"
+            )
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise PayloadSchemaError(
+                f"{type_name}.{field_name} must be a string, got {type(value).__name__} {value!r}"
+            )
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise PayloadSchemaError(
+                f"{type_name}.{field_name} must be true or false, got {value!r}"
+            )
+        return value
+    raise PayloadSchemaError(f"{type_name}.{field_name}: unsupported field type {hint!r}")
+
+
+class EventRegistry:
+    """The known event types of a log, by stored type name."""
+
+    def __init__(self, specs: Iterable[EventSpec] = ()) -> None:
+        self._specs: dict[str, EventSpec] = {s.name: s for s in specs}
+        self._by_class: dict[type[Any], EventSpec] = {s.cls: s for s in self._specs.values()}
+
+    def register(
+        self,
+        cls: type[Any],
+        *,
+        stream_type: str,
+        schema_version: int = 1,
+        upcasters: Mapping[int, Upcaster] | None = None,
+    ) -> EventRegistry:
+        """Add a frozen dataclass payload type; ``upcasters[v]`` lifts a v payload to v+1."""
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        spec = EventSpec(cls.__name__, cls, stream_type, schema_version, fields, dict(upcasters or {}))
+        return EventRegistry([*self._specs.values(), spec])
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._specs
+
+    @property
+    def event_types(self) -> list[str]:
+        """Every registered type name, sorted."""
+        return sorted(self._specs)
+
+    def spec(self, event_type: str) -> EventSpec:
+        """The spec of a type name; UnknownEventTypeError when there is none."""
+        try:
+            return self._specs[event_type]
+        except KeyError:
+            known = ", ".join(self.event_types)
+            raise UnknownEventTypeError(
+                f"unknown event type {event_type!r}; expected one of: {known}"
+            ) from None
+
+    def spec_for(self, payload: object) -> EventSpec:
+        """The spec of a payload object."""
+        try:
+            return self._by_class[type(payload)]
+        except KeyError:
+            raise UnknownEventTypeError(
+                f"{type(payload).__name__} is not a registered event type"
+            ) from None
+
+    def validate(
+        self, event_type: str, data: object, schema_version: int | None = None
+    ) -> dict[str, Any]:
+        """Upcast and check a JSON payload against its type; returns the canonical dict."""
+        spec = self.spec(event_type)
+        if not isinstance(data, Mapping):
+            raise PayloadSchemaError(
+                f"payload of {event_type} must be a JSON object, got {type(data).__name__}"
+            )
+        payload = self.upcast(spec, dict(data), schema_version or spec.schema_version)
+        missing = [name for name in spec.fields if name not in payload]
+        extra = [name for name in payload if name not in spec.fields]
+        if missing:
+            raise PayloadSchemaError(
+                f"{event_type} payload is missing {', '.join(missing)}; "
+                f"expected fields: {', '.join(spec.fields)}"
+            )
+        if extra:
+            raise PayloadSchemaError(
+                f"{event_type} payload has unknown fields {', '.join(extra)}; "
+                f"expected fields: {', '.join(spec.fields)}"
+            )
+        return {
+            name: _check_value(event_type, name, hint, payload[name])
+            for name, hint in spec.fields.items()
+        }
+
+    def upcast(self, spec: EventSpec, payload: dict[str, Any], version: int) -> dict[str, Any]:
+        """Lift a payload from ``version`` to the spec's current schema version."""
+        if version > spec.schema_version or version < 1:
+            raise PayloadSchemaError(
+                f"{spec.name} schema_version {version} is not known; "
+                f"expected 1..{spec.schema_version}"
+            )
+        while version < spec.schema_version:
+            step = spec.upcasters.get(version)
+            if step is None:
+                raise PayloadSchemaError(
+                    f"no upcaster for {spec.name} from schema_version {version}"
+                )
+            payload = step(payload)
+            version += 1
+        return payload
+
+    def encode(self, payload: object) -> tuple[str, int, str]:
+        """(event_type, schema_version, JSON text) of a payload object."""
+        spec = self.spec_for(payload)
+        data = dataclasses.asdict(payload)  # type: ignore[call-overload]
+        return spec.name, spec.schema_version, dumps(data)
+
+    def decode(self, event_type: str, schema_version: int, payload: str | Mapping[str, Any]) -> Any:
+        """The payload object of a stored event, upcast to the current schema version."""
+        data = json.loads(payload) if isinstance(payload, str) else payload
+        spec = self.spec(event_type)
+        return spec.cls(**self.validate(event_type, data, schema_version))
+
+
+def dumps(value: object) -> str:
+    """Compact, key-sorted JSON: the same value always encodes to the same text."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,1086 @@
+"""EventLog: the append-only log of one lake, over a SQLite tail and Parquet parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from eventlog.bulk import check_stream_ids, number_versions, uuid4_array
+from eventlog.codec import EventRegistry, dumps
+from eventlog.bulk import check_payloads
+from eventlog.envelope import (
+    ANY,
+    COLUMNS,
+    ENVELOPE_SCHEMA,
+    NO_STREAM,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    from_micros,
+    records_from_batch,
+    to_micros,
+    utc,
+    validate_expected_version,
+    validate_stream_id,
+)
+from eventlog.errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    IntegrityError,
+    InvalidInputError,
+    LakeNotFoundError,
+)
+from eventlog.parts import (
+    Part,
+    check_tiling,
+    list_parts,
+    live_set,
+    read_part,
+    remove_parts,
+    temp_files,
+    write_part,
+)
+from eventlog.tail import Tail
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """Events for one stream, with the version the writer expects it to be at.
+
+    ``state`` (a JSON object) is the write-model state after these events; the log
+    stores it beside the stream head so the next command needs no replay.
+    """
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion = ANY
+    stream_type: str = "order"
+    command_id: str | None = None
+    state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where one request's events landed; ``duplicate`` when it was an idempotent repeat."""
+
+    stream_id: str
+    first_position: int
+    last_position: int
+    first_version: int
+    last_version: int
+    recorded_at: datetime | None
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "stream_id": self.stream_id,
+            "first_position": self.first_position,
+            "last_position": self.last_position,
+            "first_version": self.first_version,
+            "last_version": self.last_version,
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What ``verify`` found: ``ok`` when the log keeps every invariant."""
+
+    ok: bool
+    head: int
+    sealed_head: int
+    events: int
+    parts: int
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "head": self.head,
+            "sealed_head": self.sealed_head,
+            "events": self.events,
+            "parts": self.parts,
+            "problems": self.problems,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LakeInfo:
+    """Size and shape of a lake."""
+
+    head: int
+    sealed_head: int
+    tail_events: int
+    parts: int
+    partitions: list[str]
+    part_bytes: int
+    tail_bytes: int
+    streams: int
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "head": self.head,
+            "sealed_head": self.sealed_head,
+            "tail_events": self.tail_events,
+            "parts": self.parts,
+            "partitions": self.partitions,
+            "part_bytes": self.part_bytes,
+            "tail_bytes": self.tail_bytes,
+            "streams": self.streams,
+        }
+
+
+@dataclass(slots=True)
+class _Row:
+    stream_type: str
+    stream_id: str
+    event_id: str
+    event_type: str
+    schema_version: int
+    occurred_at: int
+    payload: str
+    metadata: str
+    client_id: bool
+
+
+def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in COLUMNS]
+    arrays = []
+    for name, values in zip(COLUMNS, cols, strict=True):
+        typ = ENVELOPE_SCHEMA.field(name).type
+        if name in ("occurred_at", "recorded_at"):
+            arrays.append(pa.array(values, pa.int64()).cast(typ))
+        elif pa.types.is_dictionary(typ):
+            arrays.append(pa.array(values, pa.string()).dictionary_encode().cast(typ))
+        else:
+            arrays.append(pa.array(values, typ))
+    return pa.Table.from_arrays(arrays, schema=ENVELOPE_SCHEMA)
+
+
+def _date_of(micros: int) -> str:
+    return from_micros(micros).date().isoformat()
+
+
+class EventLog:
+    """The append-only event log of a lake: ``<lake>/tail.sqlite`` plus ``<lake>/events/``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        registry: EventRegistry | None = None,
+        clock: Clock = _now,
+        id_factory: Callable[[], str] = _new_id,
+        seal_max_events: int = 10_000,
+        seal_max_age: timedelta = timedelta(minutes=5),
+        bulk_threshold: int = 5_000,
+        seal_on_close: bool = True,
+    ) -> None:
+        if registry is None:
+            from eventlog.orders.events import order_registry
+
+            registry = order_registry()
+        self.root = root
+        self.events_dir = root / "events"
+        self.registry = registry
+        self.clock = clock
+        self.id_factory = id_factory
+        self.seal_max_events = seal_max_events
+        self.seal_max_age = seal_max_age
+        self.bulk_threshold = bulk_threshold
+        self.seal_on_close = seal_on_close
+        self._footers: dict[Path, pq.FileMetaData] = {}
+        self.events_dir.mkdir(parents=True, exist_ok=True)
+        self.tail = Tail(root / "tail.sqlite")
+        self._repair()
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, root: str | Path, *, create: bool = True, **options: Any) -> EventLog:
+        """Open a lake's log, creating the lake when ``create`` is true."""
+        path = Path(root)
+        if not create and not (path / "tail.sqlite").exists() and not (path / "events").exists():
+            raise LakeNotFoundError(
+                f"no lake at {path}; create one with 'ledgerlake generate' or 'ledgerlake append'"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path, **options)
+
+    def close(self) -> None:
+        """Seal the tail (when configured to) and close the SQLite connection."""
+        try:
+            if self.seal_on_close:
+                self.seal()
+        finally:
+            self.tail.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _repair(self) -> None:
+        """Finish or undo whatever a crash left half-done (see docs/format.md)."""
+        sealed = self.tail.meta("sealed_head")
+        live = live_set(list_parts(self.events_dir))
+        beyond = [p for p in live if p.last > sealed]
+        if not beyond and not temp_files(self.events_dir) and (live or sealed == 0):
+            return
+        with self.tail.write() as conn:
+            for tmp in temp_files(self.events_dir):
+                tmp.unlink(missing_ok=True)
+            sealed = self.tail.meta("sealed_head")
+            live = live_set(list_parts(self.events_dir))
+            if not live and sealed == 0:
+                return
+            if sealed == 0 and self.tail.meta("head") == 0 and live:
+                self._adopt_parts(live)
+                return
+            for part in (p for p in live if p.last > sealed):
+                if part.first > sealed + 1:
+                    raise IntegrityError(
+                        f"part {part.path.name} starts after a gap at position {sealed + 1}"
+                    )
+                self._adopt_part(conn, part, sealed)
+                sealed = part.last
+
+    def _adopt_part(self, conn: Any, part: Part, sealed: int) -> None:
+        """A published part beyond the sealed head wins: its rows leave the tail."""
+        table = read_part(part, ["position", "stream_type", "stream_id", "version", "metadata"])
+        table = table.filter(pc.greater(table.column("position"), sealed))
+        conn.execute("DELETE FROM tail WHERE position <= ?", (part.last,))
+        self._bump_streams_from(conn, table)
+        self.tail.set_meta("sealed_head", part.last)
+        self.tail.set_meta("head", max(self.tail.meta("head"), part.last))
+        rec = read_part(part, ["recorded_at"]).column("recorded_at")
+        last_rec = pc.max(rec.cast(pa.int64())).as_py()
+        self.tail.set_meta("last_recorded_at", max(self.tail.meta("last_recorded_at"), last_rec))
+
+    def _bump_streams_from(self, conn: Any, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        grouped = table.group_by(["stream_id", "stream_type"]).aggregate([("version", "max")])
+        conn.executemany(
+            "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
+            "ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.version)",
+            zip(
+                grouped.column("stream_id").to_pylist(),
+                [str(x) for x in grouped.column("stream_type").to_pylist()],
+                grouped.column("version_max").to_pylist(),
+                strict=True,
+            ),
+        )
+        first_pos: dict[str, tuple[str, int, int]] = {}
+        for meta, pos, sid in zip(
+            table.column("metadata").to_pylist(),
+            table.column("position").to_pylist(),
+            table.column("stream_id").to_pylist(),
+            strict=True,
+        ):
+            cid = json.loads(meta).get("command_id")
+            if cid:
+                s, lo, hi = first_pos.get(cid, (sid, pos, pos))
+                first_pos[cid] = (s, min(lo, pos), max(hi, pos))
+        conn.executemany(
+            "INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)",
+            [(cid, s, lo, hi) for cid, (s, lo, hi) in first_pos.items()],
+        )
+
+    def _adopt_parts(self, live: list[Part]) -> None:
+        """Rebuild the stream index from the parts alone (the SQLite file was lost)."""
+        problems = check_tiling(live, live[-1].last)
+        if problems:
+            raise IntegrityError("; ".join(problems))
+        for part in live:
+            self._adopt_part(self.tail.conn, part, self.tail.meta("sealed_head"))
+
+    # ------------------------------------------------------------------ heads
+    def head(self) -> int:
+        """The last committed position (0 for an empty log)."""
+        return self.tail.meta("head")
+
+    def sealed_head(self) -> int:
+        """The last position that lives in a Parquet part."""
+        return self.tail.meta("sealed_head")
+
+    def stream_version(self, stream_id: str) -> int:
+        """The current version of a stream (0 when it does not exist)."""
+        return self.tail.stream_versions([stream_id]).get(stream_id, 0)
+
+    def stream_state(self, stream_id: str) -> tuple[int, dict[str, Any] | None, int]:
+        """(version, stored write-model state or None, version that state reflects)."""
+        row = self.tail.stream_row(stream_id)
+        if row is None:
+            return 0, None, 0
+        version, state, state_version = row
+        return version, (json.loads(state) if state else None), state_version
+
+    # ------------------------------------------------------------------ append
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: ExpectedVersion = ANY,
+        stream_type: str = "order",
+        command_id: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append events to one stream if it is at ``expected_version``; durable on return."""
+        req = AppendRequest(stream_id, events, expected_version, stream_type, command_id, state)
+        return self.append_many([req])[0]
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Append to several streams in one atomic commit: all requests or none."""
+        prepared = [self._prepare(req) for req in requests]
+        total = sum(len(rows) for rows in prepared)
+        if total == 0:
+            raise InvalidInputError("nothing to append: every request has an empty event list")
+        with self.tail.write() as conn:
+            results: list[AppendResult | None] = [None] * len(requests)
+            head = self.tail.meta("head")
+            versions = self.tail.stream_versions([r.stream_id for r in requests])
+            any_client_ids = any(row.client_id for rows in prepared for row in rows)
+            if any_client_ids:
+                self._catch_up_index()
+            seen_ids: set[str] = set()
+            todo: list[int] = []
+            for i, (req, rows) in enumerate(zip(requests, prepared, strict=True)):
+                done = self._already_done(req, rows)
+                if done is not None:
+                    results[i] = done
+                    continue
+                for row in rows:
+                    if row.event_id in seen_ids:
+                        raise DuplicateEventError(f"event id {row.event_id} appears twice")
+                    seen_ids.add(row.event_id)
+                    if row.client_id and self.tail.position_of_event(row.event_id) is not None:
+                        pos = self.tail.position_of_event(row.event_id)
+                        raise DuplicateEventError(
+                            f"event id {row.event_id} is already in the log at position {pos}"
+                        )
+                current = versions.get(req.stream_id, 0)
+                self._check_version(req, current)
+                versions[req.stream_id] = current + len(rows)
+                todo.append(i)
+            if not todo:
+                return [r for r in results if r is not None]
+            recorded = max(to_micros(self.clock()), self.tail.meta("last_recorded_at"))
+            new_rows: list[tuple[Any, ...]] = []
+            versions = self.tail.stream_versions([r.stream_id for r in requests])
+            position = head
+            for i in todo:
+                req, rows = requests[i], prepared[i]
+                first_pos, first_ver = position + 1, versions.get(req.stream_id, 0) + 1
+                for row in rows:
+                    position += 1
+                    versions[req.stream_id] = versions.get(req.stream_id, 0) + 1
+                    new_rows.append(
+                        (
+                            position,
+                            req.stream_type,
+                            req.stream_id,
+                            versions[req.stream_id],
+                            row.event_id,
+                            row.event_type,
+                            row.schema_version,
+                            row.occurred_at,
+                            recorded,
+                            row.payload,
+                            row.metadata,
+                        )
+                    )
+                results[i] = AppendResult(
+                    req.stream_id,
+                    first_pos,
+                    position,
+                    first_ver,
+                    versions[req.stream_id],
+                    from_micros(recorded),
+                )
+            if total >= self.bulk_threshold:
+                self._seal_locked(conn)
+                self._write_bulk(conn, new_rows, head)
+            else:
+                conn.executemany(
+                    "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)", new_rows
+                )
+                if self.tail.meta("index_head") == head:
+                    self.tail.index_rows([(r[2], r[3], r[0], r[4]) for r in new_rows])
+                    self.tail.set_meta("index_head", position)
+            for i in todo:
+                req, res = requests[i], results[i]
+                assert res is not None
+                state_json = dumps(req.state) if req.state is not None else None
+                conn.execute(
+                    "INSERT INTO streams (stream_id, stream_type, version, state, state_version) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                    "version = excluded.version, "
+                    "state = CASE WHEN excluded.state IS NULL THEN streams.state "
+                    "ELSE excluded.state END, "
+                    "state_version = CASE WHEN excluded.state IS NULL THEN streams.state_version "
+                    "ELSE excluded.state_version END",
+                    (req.stream_id, req.stream_type, res.last_version, state_json,
+                     res.last_version),
+                )
+                cid = self._command_id(req, prepared[i])
+                if cid:
+                    conn.execute(
+                        "INSERT INTO commands VALUES (?, ?, ?, ?)",
+                        (cid, req.stream_id, res.first_position, res.last_position),
+                    )
+            self.tail.set_meta("head", position)
+            self.tail.set_meta("last_recorded_at", recorded)
+        self._maybe_seal()
+        return [r for r in results if r is not None]
+
+    def append_batch(
+        self,
+        table: pa.Table,
+        *,
+        expected_versions: dict[str, ExpectedVersion] | None = None,
+        command_id: str | None = None,
+    ) -> AppendResult:
+        """Bulk append: an Arrow table of events becomes one part, validated column-wise.
+
+        Columns: ``stream_id``, ``event_type``, ``payload`` (JSON text) and optionally
+        ``stream_type`` (default ``order``), ``occurred_at`` (UTC timestamp, default now),
+        ``metadata`` (JSON text) and ``event_id``. Row order is commit order. The tail is
+        sealed first, then the batch is written straight to a part under the writer lock.
+        """
+        table, codes, uniques = self._prepare_batch(table)
+        n = table.num_rows
+        with self.tail.write() as conn:
+            if command_id and (hit := self.tail.command(command_id)) is not None:
+                return self._result_for(hit[0], hit[1], hit[2])
+            if "event_id" in table.column_names:
+                self._catch_up_index()
+                ids = table.column("event_id").to_pylist()
+                if len(set(ids)) != len(ids):
+                    raise DuplicateEventError("the batch holds the same event id twice")
+                for eid in ids:
+                    if (pos := self.tail.position_of_event(eid)) is not None:
+                        raise DuplicateEventError(f"event id {eid} is already in the log at {pos}")
+                event_ids = table.column("event_id")
+            else:
+                event_ids = uuid4_array(n)
+            stream_list = uniques.to_pylist()
+            current = self.tail.stream_versions_bulk(stream_list)
+            for sid, expected in (expected_versions or {}).items():
+                validate_expected_version(expected)
+                self._check_version(AppendRequest(sid, [], expected), current.get(sid, 0))
+            base = np.array([current.get(s, 0) for s in stream_list], dtype=np.int64)
+            versions = number_versions(codes, base)
+            head = self.tail.meta("head")
+            recorded = max(to_micros(self.clock()), self.tail.meta("last_recorded_at"))
+            meta_col = (
+                table.column("metadata")
+                if "metadata" in table.column_names
+                else pa.repeat(pa.scalar("{}"), n)
+            )
+            if command_id:
+                meta_col = pa.array([dumps({**json.loads(m), "command_id": command_id})
+                                     for m in meta_col.to_pylist()], pa.string())
+            out = pa.Table.from_arrays(
+                [
+                    pa.array(np.arange(head + 1, head + n + 1, dtype=np.int64)),
+                    table.column("stream_type").cast(pa.string()).dictionary_encode(),
+                    table.column("stream_id"),
+                    pa.array(versions),
+                    event_ids,
+                    table.column("event_type").cast(pa.string()).dictionary_encode(),
+                    pa.array(np.full(n, 1, dtype=np.int16)),
+                    table.column("occurred_at"),
+                    pa.array(np.full(n, recorded, dtype=np.int64)).cast(pa.timestamp("us", "UTC")),
+                    table.column("payload"),
+                    meta_col,
+                ],
+                names=list(COLUMNS),
+            )
+            self._seal_locked(conn)
+            write_part(self.events_dir, _date_of(recorded), out)
+            self.tail.set_meta("sealed_head", head + n)
+            self.tail.set_meta("head", head + n)
+            self.tail.set_meta("last_recorded_at", recorded)
+            counts = np.bincount(codes, minlength=len(stream_list))
+            first_rows = np.unique(codes, return_index=True)[1]
+            stype_col = table.column("stream_type").take(pa.array(first_rows)).to_pylist()
+            conn.executemany(
+                "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
+                "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+                zip(stream_list, stype_col, (base + counts).tolist(), strict=True),
+            )
+            if command_id:
+                conn.execute(
+                    "INSERT INTO commands VALUES (?, ?, ?, ?)",
+                    (command_id, stream_list[0], head + 1, head + n),
+                )
+        return AppendResult(
+            stream_list[0] if len(stream_list) == 1 else "*",
+            head + 1,
+            head + n,
+            int(versions.min()),
+            int(versions.max()),
+            from_micros(recorded),
+        )
+
+    def _prepare_batch(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, pa.Array]:
+        """Validate a bulk table column-wise; returns it normalized, with stream codes."""
+        if not isinstance(table, pa.Table):
+            raise InvalidInputError(f"expected a pyarrow Table, got {type(table).__name__}")
+        missing = [c for c in ("stream_id", "event_type", "payload") if c not in table.column_names]
+        if missing:
+            raise InvalidInputError(f"bulk table lacks columns {', '.join(missing)}")
+        if table.num_rows == 0:
+            raise InvalidInputError("nothing to append: the table is empty")
+        table = table.combine_chunks()
+        n = table.num_rows
+        sid = table.column("stream_id").cast(pa.string())
+        if sid.null_count:
+            raise InvalidInputError("stream_id has null values")
+        encoded = sid.dictionary_encode().combine_chunks()
+        check_stream_ids(encoded.dictionary)
+        if "stream_type" not in table.column_names:
+            table = table.append_column("stream_type", pa.repeat(pa.scalar("order"), n))
+        if "occurred_at" not in table.column_names:
+            now = pa.scalar(to_micros(self.clock()), pa.int64()).cast(pa.timestamp("us", "UTC"))
+            table = table.append_column("occurred_at", pa.repeat(now, n))
+        occ = table.column("occurred_at")
+        if not pa.types.is_timestamp(occ.type) or occ.type.tz is None:
+            raise InvalidInputError(
+                f"occurred_at must be a timezone-aware timestamp column, got {occ.type}"
+            )
+        occ = occ.cast(pa.timestamp("us", "UTC"))
+        if occ.null_count:
+            raise InvalidInputError("occurred_at has null values")
+        table = table.set_column(table.schema.get_field_index("occurred_at"), "occurred_at", occ)
+        etype = table.column("event_type").cast(pa.string())
+        stype = table.column("stream_type").cast(pa.string())
+        pairs = pa.table({"e": etype, "s": stype}).group_by(["e", "s"]).aggregate([])
+        for e, st in zip(pairs.column("e").to_pylist(), pairs.column("s").to_pylist(), strict=True):
+            spec = self.registry.spec(e)
+            if spec.stream_type != st:
+                raise InvalidInputError(
+                    f"{e} belongs to stream type {spec.stream_type!r}, not {st!r}"
+                )
+            check_payloads(self.registry, spec, table.column("payload").filter(pc.equal(etype, e)))
+        if "event_id" in table.column_names:
+            for eid in table.column("event_id").to_pylist():
+                try:
+                    uuid.UUID(eid)
+                except (ValueError, AttributeError, TypeError):
+                    raise InvalidInputError(f"event_id {eid!r} is not a UUID") from None
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        return table, codes, encoded.dictionary
+
+    def _prepare(self, req: AppendRequest) -> list[_Row]:
+        validate_stream_id(req.stream_id)
+        validate_expected_version(req.expected_version)
+        if not req.events:
+            return []
+        rows = []
+        for ev in req.events:
+            if not isinstance(ev, NewEvent):
+                raise InvalidInputError(f"expected NewEvent values, got {type(ev).__name__}")
+            spec = self.registry.spec(ev.event_type)
+            if spec.stream_type != req.stream_type:
+                raise InvalidInputError(
+                    f"{ev.event_type} belongs to stream type {spec.stream_type!r}, "
+                    f"not {req.stream_type!r}"
+                )
+            payload = self.registry.validate(ev.event_type, ev.payload, ev.schema_version)
+            occurred = utc(ev.occurred_at) if ev.occurred_at is not None else self.clock()
+            if not isinstance(ev.metadata, dict):
+                raise InvalidInputError("metadata must be a JSON object")
+            metadata = dict(ev.metadata)
+            if req.command_id and "command_id" not in metadata:
+                metadata["command_id"] = req.command_id
+            if ev.event_id is not None:
+                try:
+                    uuid.UUID(ev.event_id)
+                except (ValueError, AttributeError, TypeError):
+                    raise InvalidInputError(
+                        f"event_id {ev.event_id!r} is not a UUID"
+                    ) from None
+            rows.append(
+                _Row(
+                    stream_type=req.stream_type,
+                    stream_id=req.stream_id,
+                    event_id=ev.event_id or self.id_factory(),
+                    event_type=ev.event_type,
+                    schema_version=spec.schema_version,
+                    occurred_at=to_micros(occurred),
+                    payload=dumps(payload),
+                    metadata=dumps(metadata),
+                    client_id=ev.event_id is not None,
+                )
+            )
+        return rows
+
+    @staticmethod
+    def _command_id(req: AppendRequest, rows: list[_Row]) -> str | None:
+        if req.command_id:
+            return req.command_id
+        cid = json.loads(rows[0].metadata).get("command_id") if rows else None
+        return str(cid) if cid else None
+
+    def _already_done(self, req: AppendRequest, rows: list[_Row]) -> AppendResult | None:
+        """The original result when this request repeats a command id or its event ids."""
+        cid = self._command_id(req, rows)
+        if cid:
+            hit = self.tail.command(cid)
+            if hit is not None:
+                return self._result_for(hit[0], hit[1], hit[2])
+        if rows and all(r.client_id for r in rows):
+            positions = [self.tail.position_of_event(r.event_id) for r in rows]
+            if all(p is not None for p in positions):
+                known = self._events_at([p for p in positions if p is not None])
+                if [e.event_id for e in known] == [r.event_id for r in rows]:
+                    return self._result_for(req.stream_id, known[0].position, known[-1].position)
+        return None
+
+    def _result_for(self, stream_id: str, first: int, last: int) -> AppendResult:
+        known = self._events_at([first, last])
+        return AppendResult(
+            stream_id,
+            first,
+            last,
+            known[0].version,
+            known[-1].version,
+            known[-1].recorded_at,
+            duplicate=True,
+        )
+
+    @staticmethod
+    def _check_version(req: AppendRequest, current: int) -> None:
+        expected = req.expected_version
+        if expected == ANY:
+            return
+        wanted = 0 if expected == NO_STREAM else expected
+        if current != wanted:
+            raise ConcurrencyError(req.stream_id, expected, current)
+
+    def _write_bulk(self, conn: Any, rows: list[tuple[Any, ...]], head: int) -> None:
+        """Write a large append straight to a part, under the writer lock."""
+        table = _tail_table(rows)
+        write_part(self.events_dir, _date_of(rows[0][8]), table)
+        self.tail.set_meta("sealed_head", rows[-1][0])
+
+    # ------------------------------------------------------------------ seal
+    def seal(self) -> int:
+        """Move every tail event into Parquet parts; returns the new sealed head."""
+        with self.tail.write() as conn:
+            self._seal_locked(conn)
+            return self.tail.meta("sealed_head")
+
+    def _maybe_seal(self) -> None:
+        count, oldest = self.tail.tail_stats()
+        if count == 0:
+            return
+        age = to_micros(self.clock()) - (oldest or 0)
+        if count >= self.seal_max_events or age >= self.seal_max_age / timedelta(microseconds=1):
+            self.seal()
+
+    def _seal_locked(self, conn: Any) -> None:
+        sealed = self.tail.meta("sealed_head")
+        rows = self.tail.tail_rows(sealed)
+        if not rows:
+            return
+        by_date: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in rows:
+            by_date[_date_of(row[8])].append(row)
+        for date in sorted(by_date, key=lambda d: by_date[d][0][0]):
+            date_rows = by_date[date]
+            write_part(self.events_dir, date, _tail_table(date_rows))
+            conn.execute("DELETE FROM tail WHERE position <= ?", (date_rows[-1][0],))
+            self.tail.set_meta("sealed_head", date_rows[-1][0])
+
+    # ------------------------------------------------------------------ index
+    def _catch_up_index(self) -> None:
+        """Index stream positions and event ids beyond ``index_head`` (inside a write tx)."""
+        start = self.tail.meta("index_head")
+        head = self.tail.meta("head")
+        if start >= head:
+            return
+        for batch in self._read_locked(start, head, ["position", "stream_id", "version", "event_id"]):
+            self.tail.index_rows(
+                list(
+                    zip(
+                        batch.column("stream_id").to_pylist(),
+                        batch.column("version").to_pylist(),
+                        batch.column("position").to_pylist(),
+                        batch.column("event_id").to_pylist(),
+                        strict=True,
+                    )
+                ),
+                replace=True,
+            )
+        self.tail.set_meta("index_head", head)
+
+    def _ensure_index(self) -> None:
+        if self.tail.meta("index_head") < self.tail.meta("head"):
+            with self.tail.write():
+                self._catch_up_index()
+
+    # ------------------------------------------------------------------ read
+    def _live_parts(self) -> list[Part]:
+        return live_set(list_parts(self.events_dir))
+
+    def _read_locked(
+        self, after: int, until: int, columns: list[str] | None = None
+    ) -> Iterator[pa.Table]:
+        sealed = self.tail.meta("sealed_head")
+        yield from self._read_parts(after, min(until, sealed), columns)
+        if until > sealed:
+            table = _tail_table(self.tail.tail_rows(max(after, sealed), until))
+            yield table.select(columns) if columns else table
+
+    def _read_parts(
+        self, after: int, until: int, columns: list[str] | None = None
+    ) -> Iterator[pa.Table]:
+        """Read sealed positions (after, until] from the live parts, re-listing on a race."""
+        cursor = after
+        while cursor < until:
+            parts = [p for p in self._live_parts() if p.last > cursor and p.first <= until]
+            if not parts:
+                raise IntegrityError(f"no part holds position {cursor + 1}")
+            try:
+                for part in parts:
+                    if part.first > cursor + 1:
+                        raise IntegrityError(f"no part holds position {cursor + 1}")
+                    table = self._read_range(part, cursor, until, columns)
+                    cursor = min(part.last, until)
+                    yield table
+                    if cursor >= until:
+                        break
+            except FileNotFoundError:
+                continue  # compaction replaced the part: list again
+
+    def _read_range(
+        self, part: Part, after: int, until: int, columns: list[str] | None
+    ) -> pa.Table:
+        cols = list(columns) if columns else list(COLUMNS)
+        if "position" not in cols:
+            cols = ["position", *cols]
+        pf = pq.ParquetFile(part.path)
+        groups = []
+        offset = part.first
+        for i in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(i).num_rows
+            if offset + n - 1 > after and offset <= until:
+                groups.append(i)
+            offset += n
+        table = pf.read_row_groups(groups, columns=cols).cast(
+            pa.schema([ENVELOPE_SCHEMA.field(c) for c in cols])
+        )
+        pos = table.column("position")
+        mask = pc.and_(pc.greater(pos, after), pc.less_equal(pos, until))
+        table = table.filter(mask)
+        return table.select(columns) if columns else table
+
+    def read(
+        self,
+        *,
+        after: int = 0,
+        until: int | None = None,
+        event_types: Sequence[str] | None = None,
+        columns: list[str] | None = None,
+    ) -> Iterator[pa.Table]:
+        """The events with position in (after, until], in order, as Arrow tables.
+
+        Parts and tail are read as one log: the sealed head and the tail rows come from
+        one SQLite snapshot, so no event is seen twice or missed while a seal runs.
+        """
+        if after < 0:
+            raise InvalidInputError(f"after must be >= 0, got {after}")
+        if event_types:
+            for t in event_types:
+                self.registry.spec(t)
+        with self.tail.snapshot():
+            sealed = self.tail.meta("sealed_head")
+            head = self.tail.meta("head")
+            stop = head if until is None else min(until, head)
+            tail_table = (
+                _tail_table(self.tail.tail_rows(max(after, sealed), stop))
+                if stop > sealed
+                else None
+            )
+        wanted = set(event_types) if event_types else None
+        sources: list[Iterator[pa.Table]] = [self._read_parts(after, min(stop, sealed), columns)]
+        for table in (t for src in sources for t in src):
+            yield self._filter_types(table, wanted)
+        if tail_table is not None:
+            t = tail_table.select(columns) if columns else tail_table
+            yield self._filter_types(t, wanted)
+
+    @staticmethod
+    def _filter_types(table: pa.Table, wanted: set[str] | None) -> pa.Table:
+        if wanted is None or "event_type" not in table.column_names:
+            return table
+        types = table.column("event_type").cast(pa.string())
+        return table.filter(pc.is_in(types, pa.array(sorted(wanted))))
+
+    def read_all(self, **kwargs: Any) -> pa.Table:
+        """``read`` concatenated into one table."""
+        tables = list(self.read(**kwargs))
+        if not tables:
+            return ENVELOPE_SCHEMA.empty_table()
+        return pa.concat_tables(tables)
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> pa.Table:
+        """One stream's events after a version, in version order, via the stream index."""
+        validate_stream_id(stream_id)
+        self._ensure_index()
+        with self.tail.snapshot():
+            positions = self.tail.stream_positions(stream_id, after_version)
+        return self._table_at(positions)
+
+    def _table_at(self, positions: list[int]) -> pa.Table:
+        if not positions:
+            return ENVELOPE_SCHEMA.empty_table()
+        with self.tail.snapshot():
+            sealed = self.tail.meta("sealed_head")
+            tail_pos = [p for p in positions if p > sealed]
+            rows = (
+                self.tail.conn.execute(
+                    f"SELECT * FROM tail WHERE position IN ({','.join('?' * len(tail_pos))}) "
+                    "ORDER BY position",
+                    tail_pos,
+                ).fetchall()
+                if tail_pos
+                else []
+            )
+        tables = []
+        part_pos = [p for p in positions if p <= sealed]
+        if part_pos:
+            tables.extend(self._take_from_parts(part_pos))
+        tables.append(_tail_table(rows))
+        table = pa.concat_tables(tables)
+        order = pc.sort_indices(table, [("position", "ascending")])
+        return table.take(order)
+
+    def _take_from_parts(self, positions: list[int]) -> list[pa.Table]:
+        for _ in range(3):
+            try:
+                live = self._live_parts()
+                out = []
+                by_part: dict[Part, list[int]] = defaultdict(list)
+                for p in positions:
+                    part = next((x for x in live if x.first <= p <= x.last), None)
+                    if part is None:
+                        raise IntegrityError(f"no part holds position {p}")
+                    by_part[part].append(p)
+                for part, pos in by_part.items():
+                    out.append(self._take_rows(part, pos))
+                return out
+            except FileNotFoundError:
+                self._footers.clear()
+        raise IntegrityError("parts kept disappearing while reading; is compaction looping?")
+
+    def _take_rows(self, part: Part, positions: list[int]) -> pa.Table:
+        meta = self._footers.get(part.path)
+        if meta is None:
+            meta = pq.read_metadata(part.path)
+            if len(self._footers) > 4096:
+                self._footers.clear()
+            self._footers[part.path] = meta
+        starts = []
+        offset = 0
+        for i in range(meta.num_row_groups):
+            starts.append(offset)
+            offset += meta.row_group(i).num_rows
+        wanted: dict[int, list[int]] = defaultdict(list)
+        for p in positions:
+            idx = p - part.first
+            g = max(i for i, s in enumerate(starts) if s <= idx)
+            wanted[g].append(idx - starts[g])
+        pf = pq.ParquetFile(part.path, metadata=meta)
+        tables = []
+        for g, rows in sorted(wanted.items()):
+            rg = pf.read_row_group(g)
+            tables.append(rg.take(pa.array(rows)))
+        return pa.concat_tables(tables).cast(ENVELOPE_SCHEMA)
+
+    def _events_at(self, positions: list[int]) -> list[RecordedEvent]:
+        return records_from_batch(self._table_at(sorted(set(positions))))
+
+    def events_at(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The recorded events at the given positions, in position order."""
+        return self._events_at(list(positions))
+
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        poll_interval: float = 0.2,
+        stop: Callable[[], bool] | None = None,
+        idle_timeout: float | None = None,
+    ) -> Iterator[pa.Table]:
+        """Catch-up subscription: past events after ``after``, then new ones as they commit.
+
+        Ends when ``stop()`` returns true or nothing new arrived for ``idle_timeout`` s.
+        """
+        cursor = after
+        idle_since = time.monotonic()
+        while stop is None or not stop():
+            got = False
+            for table in self.read(after=cursor):
+                if table.num_rows:
+                    got = True
+                    cursor = table.column("position")[-1].as_py()
+                    yield table
+            if got:
+                idle_since = time.monotonic()
+                continue
+            if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                return
+            time.sleep(poll_interval)
+
+    # ------------------------------------------------------------------ verify, info, compact
+    def verify(self) -> VerifyReport:
+        """Check every invariant of the log on disk; never raises for a problem it finds."""
+        problems: list[str] = []
+        with self.tail.snapshot():
+            head, sealed = self.tail.meta("head"), self.tail.meta("sealed_head")
+            tail_rows = self.tail.tail_rows(sealed)
+            heads = dict(self.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall())
+        all_parts = list_parts(self.events_dir)
+        live = live_set(all_parts)
+        problems += check_tiling(live, sealed)
+        problems += [f"orphan temp file {t.name}" for t in temp_files(self.events_dir)]
+        tables = []
+        for part in live:
+            try:
+                table = read_part(part, ["position", "stream_id", "version", "event_id", "recorded_at"])
+            except Exception as exc:  # noqa: BLE001 - any read failure is the finding
+                problems.append(f"part {part.path} is unreadable: {type(exc).__name__}: {exc}")
+                continue
+            pos = table.column("position").to_pylist()
+            if pos != list(range(part.first, part.last + 1)):
+                problems.append(f"part {part.path.name} does not hold positions {part.first}..{part.last}")
+            tables.append(table)
+        tail_table = _tail_table(tail_rows).select(
+            ["position", "stream_id", "version", "event_id", "recorded_at"]
+        )
+        tail_pos = tail_table.column("position").to_pylist()
+        if tail_pos != list(range(sealed + 1, head + 1)):
+            problems.append(f"tail does not hold positions {sealed + 1}..{head} densely")
+        tables.append(tail_table)
+        everything = pa.concat_tables(tables)
+        n = everything.num_rows
+        if n and pc.count_distinct(everything.column("event_id")).as_py() != n:
+            problems.append("event ids are not unique")
+        rec = everything.column("recorded_at").cast(pa.int64()).to_numpy()
+        if n > 1 and (rec[1:] < rec[:-1]).any():
+            problems.append("recorded_at decreases with position")
+        by_stream = everything.group_by("stream_id").aggregate(
+            [("version", "max"), ("version", "count"), ("version", "count_distinct")]
+        )
+        for sid, vmax, cnt, distinct in zip(
+            by_stream.column("stream_id").to_pylist(),
+            by_stream.column("version_max").to_pylist(),
+            by_stream.column("version_count").to_pylist(),
+            by_stream.column("version_count_distinct").to_pylist(),
+            strict=True,
+        ):
+            if not (vmax == cnt == distinct):
+                problems.append(f"stream {sid!r}: versions are not dense from 1 ({cnt} events, max {vmax})")
+            if heads.get(sid) != vmax:
+                problems.append(f"stream {sid!r}: head says {heads.get(sid)}, events say {vmax}")
+        if len(heads) != by_stream.num_rows and not any("unreadable" in p for p in problems):
+            problems.append(f"{len(heads)} stream heads but {by_stream.num_rows} streams in the log")
+        return VerifyReport(not problems, head, sealed, n, len(live), problems)
+
+    def info(self) -> LakeInfo:
+        """Heads, parts, partitions and bytes of the lake."""
+        live = self._live_parts()
+        count, _ = self.tail.tail_stats()
+        tail_bytes = sum(
+            f.stat().st_size for f in self.root.glob("tail.sqlite*") if f.is_file()
+        )
+        streams = self.tail.conn.execute("SELECT count(*) FROM streams").fetchone()[0]
+        return LakeInfo(
+            head=self.head(),
+            sealed_head=self.sealed_head(),
+            tail_events=count,
+            parts=len(live),
+            partitions=sorted({p.date for p in live}),
+            part_bytes=sum(p.path.stat().st_size for p in live),
+            tail_bytes=tail_bytes,
+            streams=int(streams),
+        )
+
+    def live_parts(self) -> list[Path]:
+        """Paths of the live parts, in position order (for readers like DuckDB)."""
+        return [p.path for p in self._live_parts()]
+
+    def compact(self) -> list[Path]:
+        """Merge each date partition's live parts into one covering part; returns new parts.
+
+        Runs under the writer lock (appends wait for it); readers that raced a removal
+        re-list. Compaction never changes an event.
+        """
+        made: list[Path] = []
+        with self.tail.write():
+            live = self._live_parts()
+            by_date: dict[str, list[Part]] = defaultdict(list)
+            for part in live:
+                by_date[part.date].append(part)
+            for date, parts in sorted(by_date.items()):
+                runs = _consecutive_runs(parts)
+                for run in runs:
+                    if len(run) < 2:
+                        continue
+                    table = pa.concat_tables([read_part(p) for p in run])
+                    merged = write_part(self.events_dir, date, table)
+                    remove_parts(run)
+                    made.append(merged.path)
+        self._footers.clear()
+        superseded = [p for p in list_parts(self.events_dir) if p not in self._live_parts()]
+        remove_parts(superseded)
+        return made
+
+
+def _consecutive_runs(parts: list[Part]) -> list[list[Part]]:
+    runs: list[list[Part]] = []
+    for part in sorted(parts):
+        if runs and runs[-1][-1].last + 1 == part.first:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
+
+
+def default_lake(explicit: str | os.PathLike[str] | None, env: dict[str, str]) -> Path:
+    """The lake path: explicit argument, else LEDGERLAKE_HOME, else ./lake."""
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("LEDGERLAKE_HOME") or "lake")

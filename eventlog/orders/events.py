@@ -1,0 +1,167 @@
+"""The Order domain's events: past tense, one frozen dataclass each, money in minor units.
+
+The class name is the stored event type, so renaming a class is a migration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from eventlog.codec import EventRegistry
+
+STREAM_TYPE = "order"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCreated:
+    """An order was opened for a customer, in one currency, through one sales channel."""
+
+    customer_id: str
+    customer_name: str
+    customer_email: str
+    currency: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAdded:
+    """Units of a product were put into the cart at a unit price."""
+
+    sku: str
+    product_name: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRemoved:
+    """Units of a product were taken out of the cart."""
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountApplied:
+    """A discount code took an amount off the order."""
+
+    code: str
+    amount_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingAddressUpdated:
+    """The address the order ships to was set or changed."""
+
+    recipient: str
+    street: str
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAuthorized:
+    """A payment provider reserved an amount for the order."""
+
+    payment_id: str
+    amount_cents: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentCaptured:
+    """Money reserved by an authorization was taken."""
+
+    payment_id: str
+    amount_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFailed:
+    """A payment was declined or its authorization failed."""
+
+    payment_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShipped:
+    """The order left the warehouse with a carrier."""
+
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivered:
+    """The carrier delivered the order."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    """The order was cancelled before it shipped."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundIssued:
+    """Captured money was paid back to the customer."""
+
+    amount_cents: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerNoteAdded:
+    """Someone wrote a note on the order."""
+
+    author: str
+    note: str
+
+
+OrderEvent = Union[  # noqa: UP007 - a named alias reads better than a long `|` chain
+    OrderCreated,
+    ItemAdded,
+    ItemRemoved,
+    DiscountApplied,
+    ShippingAddressUpdated,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    OrderShipped,
+    OrderDelivered,
+    OrderCancelled,
+    RefundIssued,
+    CustomerNoteAdded,
+]
+
+EVENT_CLASSES: tuple[type[OrderEvent], ...] = (
+    OrderCreated,
+    ItemAdded,
+    ItemRemoved,
+    DiscountApplied,
+    ShippingAddressUpdated,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    OrderShipped,
+    OrderDelivered,
+    OrderCancelled,
+    RefundIssued,
+    CustomerNoteAdded,
+)
+ORDER_EVENT_TYPES: tuple[str, ...] = tuple(cls.__name__ for cls in EVENT_CLASSES)
+
+
+def order_registry(registry: EventRegistry | None = None) -> EventRegistry:
+    """A registry holding every Order event (stream type ``order``, schema version 1)."""
+    result = EventRegistry() if registry is None else registry
+    for cls in EVENT_CLASSES:
+        result = result.register(cls, stream_type=STREAM_TYPE, schema_version=1)
+    return result
+
+
+REGISTRY = order_registry()

@@ -1,0 +1,222 @@
+"""The SQLite write-ahead tail and stream index.
+
+``<lake>/tail.sqlite`` holds the newest committed events (the tail), the stream heads
+and write-model states, the processed command ids, and an index of stream positions
+and event ids. Everything but the tail rows can be rebuilt from the parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tail (
+    position INTEGER PRIMARY KEY,
+    stream_type TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY,
+    stream_type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT,
+    state_version INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_index (
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_index (hash INTEGER PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    first_position INTEGER NOT NULL,
+    last_position INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+META_KEYS = ("head", "sealed_head", "index_head", "last_recorded_at")
+INSERT_TAIL = "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+UPSERT_STREAM = """
+INSERT INTO streams (stream_id, stream_type, version, state, state_version)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET
+    version = excluded.version,
+    state = COALESCE(excluded.state, streams.state),
+    state_version = CASE WHEN excluded.state IS NULL THEN streams.state_version
+                         ELSE excluded.state_version END
+"""
+BUMP_STREAM = """
+INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.version)
+"""
+
+
+def event_hash(event_id: str) -> int:
+    """A signed 64-bit hash of an event id, the key of the event-id index."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Tail:
+    """One connection to ``tail.sqlite``; not shared between threads or processes."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(
+            path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
+        )
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        with self.write():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            for key in META_KEYS:
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, 0)", (key,))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` serializes writers across processes."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state."""
+        if self.conn.in_transaction:  # already inside a read or write transaction
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def meta(self, key: str) -> int:
+        """One counter of the meta table."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_meta(self, key: str, value: int) -> None:
+        """Set one counter of the meta table (inside a write transaction)."""
+        self.conn.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+
+    def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Current versions of the given streams (absent streams are left out)."""
+        out: dict[str, int] = {}
+        for sid in set(stream_ids):
+            row = self.conn.execute(
+                "SELECT version FROM streams WHERE stream_id = ?", (sid,)
+            ).fetchone()
+            if row:
+                out[sid] = int(row[0])
+        return out
+
+    def stream_versions_bulk(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Current versions of many streams: one scan, or chunked lookups when few."""
+        total = self.conn.execute("SELECT count(*) FROM streams").fetchone()[0]
+        if total <= 4 * len(stream_ids):
+            wanted = set(stream_ids)
+            return {
+                s: int(v)
+                for s, v in self.conn.execute("SELECT stream_id, version FROM streams")
+                if s in wanted
+            }
+        out: dict[str, int] = {}
+        ids = list(stream_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for s, v in self.conn.execute(
+                f"SELECT stream_id, version FROM streams WHERE stream_id IN ({marks})", chunk
+            ):
+                out[s] = int(v)
+        return out
+
+    def stream_row(self, stream_id: str) -> tuple[int, str | None, int] | None:
+        """(version, state JSON, state_version) of a stream, or None."""
+        row = self.conn.execute(
+            "SELECT version, state, state_version FROM streams WHERE stream_id = ?", (stream_id,)
+        ).fetchone()
+        return (int(row[0]), row[1], int(row[2])) if row else None
+
+    def command(self, command_id: str) -> tuple[str, int, int] | None:
+        """(stream_id, first, last position) of a processed command id, or None."""
+        row = self.conn.execute(
+            "SELECT stream_id, first_position, last_position FROM commands WHERE command_id = ?",
+            (command_id,),
+        ).fetchone()
+        return (row[0], int(row[1]), int(row[2])) if row else None
+
+    def tail_rows(self, after: int, until: int | None = None) -> list[tuple[Any, ...]]:
+        """Tail rows with position in (after, until], in position order."""
+        if until is None:
+            return self.conn.execute(
+                "SELECT * FROM tail WHERE position > ? ORDER BY position", (after,)
+            ).fetchall()
+        return self.conn.execute(
+            "SELECT * FROM tail WHERE position > ? AND position <= ? ORDER BY position",
+            (after, until),
+        ).fetchall()
+
+    def tail_stats(self) -> tuple[int, int | None]:
+        """(number of tail rows, oldest recorded_at in microseconds or None)."""
+        row = self.conn.execute("SELECT count(*), min(recorded_at) FROM tail").fetchone()
+        return int(row[0]), row[1]
+
+    def index_rows(
+        self, rows: Sequence[tuple[str, int, int, str]], *, replace: bool = False
+    ) -> None:
+        """Index (stream_id, version, position, event_id) rows."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self.conn.executemany(
+            f"{verb} INTO stream_index VALUES (?, ?, ?)", [(s, v, p) for s, v, p, _ in rows]
+        )
+        self.conn.executemany(
+            f"{verb} INTO event_index VALUES (?, ?)", [(event_hash(e), p) for _, _, p, e in rows]
+        )
+
+    def position_of_event(self, event_id: str) -> int | None:
+        """The position the event-id index holds for an id's hash, or None."""
+        row = self.conn.execute(
+            "SELECT position FROM event_index WHERE hash = ?", (event_hash(event_id),)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def stream_positions(self, stream_id: str, after_version: int = 0) -> list[int]:
+        """Positions of a stream's events after a version, in version order."""
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT position FROM stream_index WHERE stream_id = ? AND version > ? "
+                "ORDER BY version",
+                (stream_id, after_version),
+            )
+        ]
