@@ -1,0 +1,37 @@
+"""Shared pytest setup: quiet LanceDB, offline Hugging Face, and a fresh lake per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set for the test process only (never at import time of the packages).
+    os.environ.setdefault("LANCE_LOG", "error")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """An empty lake directory."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def log(lake: Path) -> Iterator[object]:
+    """An EventLog on a fresh lake with the Order registry, closed after the test."""
+    from eventlog.log import EventLog
+
+    event_log = EventLog.open(lake)
+    yield event_log
+    event_log.close()
