@@ -1,0 +1,60 @@
+"""Helpers shared by the command modules: the lake context, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from eventlog.errors import LedgerLakeError, exit_code_for
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LakeContext:
+    """What the top-level options chose: the lake directory."""
+
+    lake: Path
+
+
+def lake_of(ctx: typer.Context) -> Path:
+    """The lake directory chosen by ``--lake`` / LEDGERLAKE_HOME / ./lake."""
+    obj = ctx.find_root().obj
+    assert isinstance(obj, LakeContext)
+    return obj.lake
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print an error on stderr and exit with a DESIGN.md exit code."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn LedgerLake errors into a message on stderr and their exit code."""
+    try:
+        yield
+    except LedgerLakeError as exc:
+        fail(str(exc), exit_code_for(exc))
+    except (ValueError, TypeError) as exc:  # bad input that slipped past validation
+        fail(str(exc), 2)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (times and paths as strings)."""
+    sys.stdout.write(json.dumps(value, default=str, ensure_ascii=False) + "\n")
+
+
+def run_guarded(fn: Callable[[], T]) -> T:
+    """Call ``fn`` translating LedgerLake errors into exit codes."""
+    with exit_codes():
+        return fn()
+    raise AssertionError("unreachable")  # pragma: no cover
