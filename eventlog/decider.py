@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from eventlog.envelope import NewEvent, RecordedEvent, records_from_batch
+from eventlog.envelope import ANY, ExpectedVersion, NewEvent, RecordedEvent, records_from_batch
 from eventlog.errors import ConcurrencyError, LedgerLakeError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def handle_many(
                 meta["command_id"] = cid
             meta.setdefault("command", type(command).__name__)
             first_in_batch = all(p[1].stream_id != stream_id for p in pending)
-            expected = version if first_in_batch else "any"
+            expected: ExpectedVersion = version if first_in_batch else ANY
             if expected_version is not None and first_in_batch:
                 expected = expected_version
             pending.append(

@@ -589,4 +589,5 @@ ORDER_DECIDER: Decider[OrderCommand, OrderEvent, OrderState] = Decider(
     stream_type=STREAM_TYPE,
     state_to_json=state_to_json,
     state_from_json=state_from_json,
+    initial_for=OrderState.initial,
 )
