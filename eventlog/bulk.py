@@ -24,7 +24,9 @@ from eventlog.errors import InvalidInputError, InvalidStreamIdError, PayloadSche
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # byte value -> its two lowercase hex digits, as one little-endian uint16
-_HEX_PAIRS = (_HEX[np.arange(256) >> 4].astype(np.uint16) | (_HEX[np.arange(256) & 15].astype(np.uint16) << 8))
+_HEX_PAIRS = _HEX[np.arange(256) >> 4].astype(np.uint16) | (
+    _HEX[np.arange(256) & 15].astype(np.uint16) << 8
+)
 
 
 def uuid4_array(n: int) -> pa.Array:
@@ -102,7 +104,9 @@ def check_payloads(registry: EventRegistry, spec: EventSpec, payloads: pa.Chunke
             try:
                 registry.validate(spec.name, _loads(text))
             except InvalidInputError as exc:
-                raise PayloadSchemaError(f"{spec.name} payload #{i + 1} of this type: {exc}") from None
+                raise PayloadSchemaError(
+                    f"{spec.name} payload #{i + 1} of this type: {exc}"
+                ) from None
         raise PayloadSchemaError(f"{spec.name} payloads do not fit the schema") from None
 
 
@@ -112,7 +116,8 @@ def _string_bytes(chunk: pa.Array) -> bytes:
         return b""
     offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
     lo, hi = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
-    return chunk.buffers()[2].to_pybytes()[lo:hi]
+    data: bytes = chunk.buffers()[2].to_pybytes()[lo:hi]
+    return data
 
 
 def _loads(text: str | None) -> Any:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from eventlog.bulk import check_stream_ids, number_versions, uuid4_array
+from eventlog.bulk import check_payloads, check_stream_ids, number_versions, uuid4_array
 from eventlog.codec import EventRegistry, dumps
-from eventlog.bulk import check_payloads
 from eventlog.envelope import (
     ANY,
     COLUMNS,
@@ -53,7 +54,13 @@ from eventlog.parts import (
     temp_files,
     write_part,
 )
-from eventlog.tail import Tail
+from eventlog.tail import (
+    INSERT_COMMAND,
+    INSERT_TAIL,
+    SELECT_TAIL_AT,
+    UPSERT_STREAM,
+    Tail,
+)
 
 Clock = Callable[[], datetime]
 
@@ -171,7 +178,7 @@ class _Row:
 
 
 def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in COLUMNS]
+    cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
     arrays = []
     for name, values in zip(COLUMNS, cols, strict=True):
         typ = ENVELOPE_SCHEMA.field(name).type
@@ -182,6 +189,22 @@ def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
         else:
             arrays.append(pa.array(values, typ))
     return pa.Table.from_arrays(arrays, schema=ENVELOPE_SCHEMA)
+
+
+def _record_from_row(row: tuple[Any, ...]) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        stream_type=row[1],
+        stream_id=row[2],
+        version=row[3],
+        event_id=row[4],
+        event_type=row[5],
+        schema_version=row[6],
+        occurred_at=from_micros(row[7]),
+        recorded_at=from_micros(row[8]),
+        payload=json.loads(row[9]),
+        metadata=json.loads(row[10]),
+    )
 
 
 def _date_of(micros: int) -> str:
@@ -217,6 +240,8 @@ class EventLog:
         self.bulk_threshold = bulk_threshold
         self.seal_on_close = seal_on_close
         self._footers: dict[Path, pq.FileMetaData] = {}
+        self.inflight_dir = self.events_dir / "_inflight"
+        self._marker: Path | None = None
         self.events_dir.mkdir(parents=True, exist_ok=True)
         self.tail = Tail(root / "tail.sqlite")
         self._repair()
@@ -247,30 +272,81 @@ class EventLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ commit protocol
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """The writer lock (one SQLite write transaction), repairing a dead writer's leftovers.
+
+        A writer that publishes parts first leaves a marker in ``events/_inflight/`` and
+        removes it after its SQLite commit. A marker seen while holding the lock belongs to
+        a writer that no longer holds it: it either committed (harmless) or died between
+        publishing and committing, and then its parts must be adopted before anyone
+        assigns the positions they hold.
+        """
+        with self.tail.write() as conn:
+            stale = self._markers()
+            if stale:
+                self._repair_locked(conn)
+            yield conn
+        for marker in stale:
+            marker.unlink(missing_ok=True)
+        if self._marker is not None:
+            self._marker.unlink(missing_ok=True)
+            self._marker = None
+
+    def _markers(self) -> list[Path]:
+        try:
+            return list(self.inflight_dir.iterdir())
+        except FileNotFoundError:
+            return []
+
+    def _publish(self, date: str, table: pa.Table) -> Part:
+        """Publish a part inside a write transaction, leaving an in-flight marker first."""
+        if self._marker is None:
+            self.inflight_dir.mkdir(parents=True, exist_ok=True)
+            marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
+            marker.touch()
+            self._marker = marker
+        return write_part(self.events_dir, date, table)
+
     def _repair(self) -> None:
         """Finish or undo whatever a crash left half-done (see docs/format.md)."""
         sealed = self.tail.meta("sealed_head")
         live = live_set(list_parts(self.events_dir))
         beyond = [p for p in live if p.last > sealed]
-        if not beyond and not temp_files(self.events_dir) and (live or sealed == 0):
+        superseded = len(live) != len(list_parts(self.events_dir))
+        clean = not beyond and not temp_files(self.events_dir) and not self._markers()
+        if clean and not superseded and (live or sealed == 0):
             return
-        with self.tail.write() as conn:
-            for tmp in temp_files(self.events_dir):
-                tmp.unlink(missing_ok=True)
-            sealed = self.tail.meta("sealed_head")
-            live = live_set(list_parts(self.events_dir))
-            if not live and sealed == 0:
-                return
-            if sealed == 0 and self.tail.meta("head") == 0 and live:
-                self._adopt_parts(live)
-                return
-            for part in (p for p in live if p.last > sealed):
-                if part.first > sealed + 1:
-                    raise IntegrityError(
-                        f"part {part.path.name} starts after a gap at position {sealed + 1}"
-                    )
-                self._adopt_part(conn, part, sealed)
-                sealed = part.last
+        with self._write() as conn:
+            self._repair_locked(conn)
+
+    def _repair_locked(self, conn: sqlite3.Connection) -> None:
+        """Repair under the writer lock: drop temp files, adopt parts beyond the sealed head.
+
+        A part published beyond the sealed head wins (its rows leave the tail); parts a
+        compaction superseded are removed; with no SQLite state at all the index is
+        rebuilt from the parts.
+        """
+        for tmp in temp_files(self.events_dir):
+            tmp.unlink(missing_ok=True)
+        every = list_parts(self.events_dir)
+        live = live_set(every)
+        remove_parts([p for p in every if p not in live])
+        self._footers.clear()
+        sealed = self.tail.meta("sealed_head")
+        if not live:
+            return
+        if sealed == 0 and self.tail.meta("head") == 0:
+            self._adopt_parts(live)
+            return
+        for part in (p for p in live if p.last > sealed):
+            if part.first > sealed + 1:
+                raise IntegrityError(
+                    f"part {part.path.name} starts after a gap at position {sealed + 1}"
+                )
+            self._adopt_part(conn, part, sealed)
+            sealed = part.last
 
     def _adopt_part(self, conn: Any, part: Part, sealed: int) -> None:
         """A published part beyond the sealed head wins: its rows leave the tail."""
@@ -364,38 +440,46 @@ class EventLog:
         total = sum(len(rows) for rows in prepared)
         if total == 0:
             raise InvalidInputError("nothing to append: every request has an empty event list")
-        with self.tail.write() as conn:
+        with self._write() as conn:
             results: list[AppendResult | None] = [None] * len(requests)
-            head = self.tail.meta("head")
-            versions = self.tail.stream_versions([r.stream_id for r in requests])
-            any_client_ids = any(row.client_id for rows in prepared for row in rows)
-            if any_client_ids:
+            meta = self.tail.metas()
+            head = meta["head"]
+            if any(row.client_id for rows in prepared for row in rows):
                 self._catch_up_index()
+                meta = self.tail.metas()
+            versions = self.tail.stream_versions([r.stream_id for r in requests])
             seen_ids: set[str] = set()
+            seen_commands: set[str] = set()
             todo: list[int] = []
             for i, (req, rows) in enumerate(zip(requests, prepared, strict=True)):
                 done = self._already_done(req, rows)
                 if done is not None:
                     results[i] = done
                     continue
+                cid = self._command_id(req, rows)
+                if cid is not None:
+                    if cid in seen_commands:
+                        raise DuplicateEventError(f"command id {cid!r} appears twice in one append")
+                    seen_commands.add(cid)
                 for row in rows:
                     if row.event_id in seen_ids:
                         raise DuplicateEventError(f"event id {row.event_id} appears twice")
                     seen_ids.add(row.event_id)
-                    if row.client_id and self.tail.position_of_event(row.event_id) is not None:
+                    if row.client_id:
                         pos = self.tail.position_of_event(row.event_id)
-                        raise DuplicateEventError(
-                            f"event id {row.event_id} is already in the log at position {pos}"
-                        )
+                        if pos is not None:
+                            raise DuplicateEventError(
+                                f"event id {row.event_id} is already in the log at position {pos}"
+                            )
                 current = versions.get(req.stream_id, 0)
                 self._check_version(req, current)
                 versions[req.stream_id] = current + len(rows)
                 todo.append(i)
             if not todo:
                 return [r for r in results if r is not None]
-            recorded = max(to_micros(self.clock()), self.tail.meta("last_recorded_at"))
+            recorded = max(to_micros(self.clock()), meta["last_recorded_at"])
             new_rows: list[tuple[Any, ...]] = []
-            versions = self.tail.stream_versions([r.stream_id for r in requests])
+            versions = self.tail.stream_versions([requests[i].stream_id for i in todo])
             position = head
             for i in todo:
                 req, rows = requests[i], prepared[i]
@@ -426,40 +510,36 @@ class EventLog:
                     versions[req.stream_id],
                     from_micros(recorded),
                 )
+            updates = {"head": position, "last_recorded_at": recorded}
             if total >= self.bulk_threshold:
                 self._seal_locked(conn)
                 self._write_bulk(conn, new_rows, head)
             else:
-                conn.executemany(
-                    "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)", new_rows
-                )
-                if self.tail.meta("index_head") == head:
+                conn.executemany(INSERT_TAIL, new_rows)
+                if meta["index_head"] == head:
                     self.tail.index_rows([(r[2], r[3], r[0], r[4]) for r in new_rows])
-                    self.tail.set_meta("index_head", position)
+                    updates["index_head"] = position
             for i in todo:
                 req, res = requests[i], results[i]
                 assert res is not None
                 state_json = dumps(req.state) if req.state is not None else None
                 conn.execute(
-                    "INSERT INTO streams (stream_id, stream_type, version, state, state_version) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
-                    "version = excluded.version, "
-                    "state = CASE WHEN excluded.state IS NULL THEN streams.state "
-                    "ELSE excluded.state END, "
-                    "state_version = CASE WHEN excluded.state IS NULL THEN streams.state_version "
-                    "ELSE excluded.state_version END",
-                    (req.stream_id, req.stream_type, res.last_version, state_json,
-                     res.last_version),
+                    UPSERT_STREAM,
+                    (
+                        req.stream_id,
+                        req.stream_type,
+                        res.last_version,
+                        state_json,
+                        res.last_version,
+                    ),
                 )
                 cid = self._command_id(req, prepared[i])
                 if cid:
                     conn.execute(
-                        "INSERT INTO commands VALUES (?, ?, ?, ?)",
-                        (cid, req.stream_id, res.first_position, res.last_position),
+                        INSERT_COMMAND, (cid, req.stream_id, res.first_position, res.last_position)
                     )
-            self.tail.set_meta("head", position)
-            self.tail.set_meta("last_recorded_at", recorded)
-        self._maybe_seal()
+            self.tail.set_metas(updates)
+        self._maybe_seal(head=position)
         return [r for r in results if r is not None]
 
     def append_batch(
@@ -478,7 +558,7 @@ class EventLog:
         """
         table, codes, uniques = self._prepare_batch(table)
         n = table.num_rows
-        with self.tail.write() as conn:
+        with self._write() as conn:
             if command_id and (hit := self.tail.command(command_id)) is not None:
                 return self._result_for(hit[0], hit[1], hit[2])
             if "event_id" in table.column_names:
@@ -507,8 +587,20 @@ class EventLog:
                 else pa.repeat(pa.scalar("{}"), n)
             )
             if command_id:
-                meta_col = pa.array([dumps({**json.loads(m), "command_id": command_id})
-                                     for m in meta_col.to_pylist()], pa.string())
+                meta_col = pa.array(
+                    [
+                        dumps({**json.loads(m), "command_id": command_id})
+                        for m in meta_col.to_pylist()
+                    ],
+                    pa.string(),
+                )
+            etypes = table.column("event_type").cast(pa.string())
+            type_names = pc.unique(etypes).to_pylist()
+            per_type = np.array(
+                [self.registry.spec(t).schema_version for t in type_names], dtype=np.int16
+            )
+            type_codes = pc.index_in(etypes, pa.array(type_names, pa.string()))
+            schema_versions = pa.array(per_type[type_codes.to_numpy(zero_copy_only=False)])
             out = pa.Table.from_arrays(
                 [
                     pa.array(np.arange(head + 1, head + n + 1, dtype=np.int64)),
@@ -517,7 +609,7 @@ class EventLog:
                     pa.array(versions),
                     event_ids,
                     table.column("event_type").cast(pa.string()).dictionary_encode(),
-                    pa.array(np.full(n, 1, dtype=np.int16)),
+                    schema_versions,
                     table.column("occurred_at"),
                     pa.array(np.full(n, recorded, dtype=np.int64)).cast(pa.timestamp("us", "UTC")),
                     table.column("payload"),
@@ -526,7 +618,7 @@ class EventLog:
                 names=list(COLUMNS),
             )
             self._seal_locked(conn)
-            write_part(self.events_dir, _date_of(recorded), out)
+            self._publish(_date_of(recorded), out)
             self.tail.set_meta("sealed_head", head + n)
             self.tail.set_meta("head", head + n)
             self.tail.set_meta("last_recorded_at", recorded)
@@ -627,9 +719,7 @@ class EventLog:
                 try:
                     uuid.UUID(ev.event_id)
                 except (ValueError, AttributeError, TypeError):
-                    raise InvalidInputError(
-                        f"event_id {ev.event_id!r} is not a UUID"
-                    ) from None
+                    raise InvalidInputError(f"event_id {ev.event_id!r} is not a UUID") from None
             rows.append(
                 _Row(
                     stream_type=req.stream_type,
@@ -691,23 +781,29 @@ class EventLog:
     def _write_bulk(self, conn: Any, rows: list[tuple[Any, ...]], head: int) -> None:
         """Write a large append straight to a part, under the writer lock."""
         table = _tail_table(rows)
-        write_part(self.events_dir, _date_of(rows[0][8]), table)
+        self._publish(_date_of(rows[0][8]), table)
         self.tail.set_meta("sealed_head", rows[-1][0])
 
     # ------------------------------------------------------------------ seal
     def seal(self) -> int:
         """Move every tail event into Parquet parts; returns the new sealed head."""
-        with self.tail.write() as conn:
+        with self._write() as conn:
             self._seal_locked(conn)
             return self.tail.meta("sealed_head")
 
-    def _maybe_seal(self) -> None:
-        count, oldest = self.tail.tail_stats()
-        if count == 0:
+    def _maybe_seal(self, head: int) -> None:
+        """Seal when the tail holds ``seal_max_events`` or its oldest row is ``seal_max_age`` old."""
+        count = head - self.tail.meta("sealed_head")
+        if count <= 0:
             return
-        age = to_micros(self.clock()) - (oldest or 0)
-        if count >= self.seal_max_events or age >= self.seal_max_age / timedelta(microseconds=1):
-            self.seal()
+        if count < self.seal_max_events:
+            oldest = self.tail.oldest_tail_recorded_at()
+            if oldest is None:
+                return
+            age = to_micros(self.clock()) - oldest
+            if age < self.seal_max_age / timedelta(microseconds=1):
+                return
+        self.seal()
 
     def _seal_locked(self, conn: Any) -> None:
         sealed = self.tail.meta("sealed_head")
@@ -719,7 +815,7 @@ class EventLog:
             by_date[_date_of(row[8])].append(row)
         for date in sorted(by_date, key=lambda d: by_date[d][0][0]):
             date_rows = by_date[date]
-            write_part(self.events_dir, date, _tail_table(date_rows))
+            self._publish(date, _tail_table(date_rows))
             conn.execute("DELETE FROM tail WHERE position <= ?", (date_rows[-1][0],))
             self.tail.set_meta("sealed_head", date_rows[-1][0])
 
@@ -730,7 +826,9 @@ class EventLog:
         head = self.tail.meta("head")
         if start >= head:
             return
-        for batch in self._read_locked(start, head, ["position", "stream_id", "version", "event_id"]):
+        for batch in self._read_locked(
+            start, head, ["position", "stream_id", "version", "event_id"]
+        ):
             self.tail.index_rows(
                 list(
                     zip(
@@ -747,7 +845,7 @@ class EventLog:
 
     def _ensure_index(self) -> None:
         if self.tail.meta("index_head") < self.tail.meta("head"):
-            with self.tail.write():
+            with self._write():
                 self._catch_up_index()
 
     # ------------------------------------------------------------------ read
@@ -833,20 +931,24 @@ class EventLog:
                 if stop > sealed
                 else None
             )
-        wanted = set(event_types) if event_types else None
-        sources: list[Iterator[pa.Table]] = [self._read_parts(after, min(stop, sealed), columns)]
-        for table in (t for src in sources for t in src):
-            yield self._filter_types(table, wanted)
+        wanted = sorted(set(event_types)) if event_types else None
+        read_cols = columns
+        if columns and wanted is not None and "event_type" not in columns:
+            read_cols = [*columns, "event_type"]
+        for table in self._read_parts(after, min(stop, sealed), read_cols):
+            yield self._filter_types(table, wanted, columns)
         if tail_table is not None:
-            t = tail_table.select(columns) if columns else tail_table
-            yield self._filter_types(t, wanted)
+            t = tail_table.select(read_cols) if read_cols else tail_table
+            yield self._filter_types(t, wanted, columns)
 
     @staticmethod
-    def _filter_types(table: pa.Table, wanted: set[str] | None) -> pa.Table:
-        if wanted is None or "event_type" not in table.column_names:
-            return table
-        types = table.column("event_type").cast(pa.string())
-        return table.filter(pc.is_in(types, pa.array(sorted(wanted))))
+    def _filter_types(
+        table: pa.Table, wanted: list[str] | None, columns: list[str] | None
+    ) -> pa.Table:
+        if wanted is not None:
+            types = table.column("event_type").cast(pa.string())
+            table = table.filter(pc.is_in(types, pa.array(wanted, pa.string())))
+        return table.select(columns) if columns else table
 
     def read_all(self, **kwargs: Any) -> pa.Table:
         """``read`` concatenated into one table."""
@@ -869,12 +971,13 @@ class EventLog:
         with self.tail.snapshot():
             sealed = self.tail.meta("sealed_head")
             tail_pos = [p for p in positions if p > sealed]
+            keep = set(tail_pos)
             rows = (
-                self.tail.conn.execute(
-                    f"SELECT * FROM tail WHERE position IN ({','.join('?' * len(tail_pos))}) "
-                    "ORDER BY position",
-                    tail_pos,
-                ).fetchall()
+                [
+                    r
+                    for r in self.tail.conn.execute(SELECT_TAIL_AT, (tail_pos[0], tail_pos[-1]))
+                    if r[0] in keep
+                ]
                 if tail_pos
                 else []
             )
@@ -930,7 +1033,16 @@ class EventLog:
         return pa.concat_tables(tables).cast(ENVELOPE_SCHEMA)
 
     def _events_at(self, positions: list[int]) -> list[RecordedEvent]:
-        return records_from_batch(self._table_at(sorted(set(positions))))
+        wanted = sorted(set(positions))
+        if not wanted:
+            return []
+        with self.tail.snapshot():
+            if wanted[0] > self.tail.meta("sealed_head"):
+                # only tail rows: build the records straight from SQLite (the handle path)
+                rows = self.tail.conn.execute(SELECT_TAIL_AT, (wanted[0], wanted[-1])).fetchall()
+                keep = set(wanted)
+                return [_record_from_row(r) for r in rows if r[0] in keep]
+        return records_from_batch(self._table_at(wanted))
 
     def events_at(self, positions: Sequence[int]) -> list[RecordedEvent]:
         """The recorded events at the given positions, in position order."""
@@ -971,7 +1083,9 @@ class EventLog:
         with self.tail.snapshot():
             head, sealed = self.tail.meta("head"), self.tail.meta("sealed_head")
             tail_rows = self.tail.tail_rows(sealed)
-            heads = dict(self.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall())
+            heads = dict(
+                self.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall()
+            )
         all_parts = list_parts(self.events_dir)
         live = live_set(all_parts)
         problems += check_tiling(live, sealed)
@@ -979,13 +1093,17 @@ class EventLog:
         tables = []
         for part in live:
             try:
-                table = read_part(part, ["position", "stream_id", "version", "event_id", "recorded_at"])
-            except Exception as exc:  # noqa: BLE001 - any read failure is the finding
+                table = read_part(
+                    part, ["position", "stream_id", "version", "event_id", "recorded_at"]
+                )
+            except Exception as exc:  # any read failure is the finding
                 problems.append(f"part {part.path} is unreadable: {type(exc).__name__}: {exc}")
                 continue
             pos = table.column("position").to_pylist()
             if pos != list(range(part.first, part.last + 1)):
-                problems.append(f"part {part.path.name} does not hold positions {part.first}..{part.last}")
+                problems.append(
+                    f"part {part.path.name} does not hold positions {part.first}..{part.last}"
+                )
             tables.append(table)
         tail_table = _tail_table(tail_rows).select(
             ["position", "stream_id", "version", "event_id", "recorded_at"]
@@ -1012,20 +1130,22 @@ class EventLog:
             strict=True,
         ):
             if not (vmax == cnt == distinct):
-                problems.append(f"stream {sid!r}: versions are not dense from 1 ({cnt} events, max {vmax})")
+                problems.append(
+                    f"stream {sid!r}: versions are not dense from 1 ({cnt} events, max {vmax})"
+                )
             if heads.get(sid) != vmax:
                 problems.append(f"stream {sid!r}: head says {heads.get(sid)}, events say {vmax}")
         if len(heads) != by_stream.num_rows and not any("unreadable" in p for p in problems):
-            problems.append(f"{len(heads)} stream heads but {by_stream.num_rows} streams in the log")
+            problems.append(
+                f"{len(heads)} stream heads but {by_stream.num_rows} streams in the log"
+            )
         return VerifyReport(not problems, head, sealed, n, len(live), problems)
 
     def info(self) -> LakeInfo:
         """Heads, parts, partitions and bytes of the lake."""
         live = self._live_parts()
         count, _ = self.tail.tail_stats()
-        tail_bytes = sum(
-            f.stat().st_size for f in self.root.glob("tail.sqlite*") if f.is_file()
-        )
+        tail_bytes = sum(f.stat().st_size for f in self.root.glob("tail.sqlite*") if f.is_file())
         streams = self.tail.conn.execute("SELECT count(*) FROM streams").fetchone()[0]
         return LakeInfo(
             head=self.head(),
@@ -1049,7 +1169,7 @@ class EventLog:
         re-list. Compaction never changes an event.
         """
         made: list[Path] = []
-        with self.tail.write():
+        with self._write():
             live = self._live_parts()
             by_date: dict[str, list[Part]] = defaultdict(list)
             for part in live:
@@ -1060,7 +1180,7 @@ class EventLog:
                     if len(run) < 2:
                         continue
                     table = pa.concat_tables([read_part(p) for p in run])
-                    merged = write_part(self.events_dir, date, table)
+                    merged = self._publish(date, table)
                     remove_parts(run)
                     made.append(merged.path)
         self._footers.clear()

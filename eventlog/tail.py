@@ -8,6 +8,7 @@ and event ids. Everything but the tail rows can be rebuilt from the parts.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS commands (
 
 META_KEYS = ("head", "sealed_head", "index_head", "last_recorded_at")
 INSERT_TAIL = "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_COMMAND = "INSERT INTO commands VALUES (?, ?, ?, ?)"
 UPSERT_STREAM = """
 INSERT INTO streams (stream_id, stream_type, version, state, state_version)
 VALUES (?, ?, ?, ?, ?)
@@ -62,6 +64,14 @@ ON CONFLICT (stream_id) DO UPDATE SET
     state_version = CASE WHEN excluded.state IS NULL THEN streams.state_version
                          ELSE excluded.state_version END
 """
+SELECT_VERSIONS_IN = (
+    "SELECT s.stream_id, s.version FROM json_each(?) AS j "
+    "JOIN streams AS s ON s.stream_id = j.value"
+)
+SELECT_METAS = "SELECT key, value FROM meta"
+UPDATE_META = "UPDATE meta SET value = ? WHERE key = ?"
+SELECT_OLDEST_TAIL = "SELECT recorded_at FROM tail ORDER BY position LIMIT 1"
+SELECT_TAIL_AT = "SELECT * FROM tail WHERE position >= ? AND position <= ? ORDER BY position"
 BUMP_STREAM = """
 INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?)
 ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.version)
@@ -124,9 +134,22 @@ class Tail:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
 
+    def metas(self) -> dict[str, int]:
+        """Every counter of the meta table, in one query."""
+        return {k: int(v) for k, v in self.conn.execute(SELECT_METAS)}
+
+    def set_metas(self, values: dict[str, int]) -> None:
+        """Set several counters of the meta table (inside a write transaction)."""
+        self.conn.executemany(UPDATE_META, [(v, k) for k, v in values.items()])
+
+    def oldest_tail_recorded_at(self) -> int | None:
+        """recorded_at (microseconds) of the oldest tail row, or None when the tail is empty."""
+        row = self.conn.execute(SELECT_OLDEST_TAIL).fetchone()
+        return int(row[0]) if row else None
+
     def set_meta(self, key: str, value: int) -> None:
         """Set one counter of the meta table (inside a write transaction)."""
-        self.conn.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+        self.conn.execute(UPDATE_META, (value, key))
 
     def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         """Current versions of the given streams (absent streams are left out)."""
@@ -149,16 +172,8 @@ class Tail:
                 for s, v in self.conn.execute("SELECT stream_id, version FROM streams")
                 if s in wanted
             }
-        out: dict[str, int] = {}
-        ids = list(stream_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for s, v in self.conn.execute(
-                f"SELECT stream_id, version FROM streams WHERE stream_id IN ({marks})", chunk
-            ):
-                out[s] = int(v)
-        return out
+        rows = self.conn.execute(SELECT_VERSIONS_IN, (json.dumps(list(stream_ids)),))
+        return {s: int(v) for s, v in rows}
 
     def stream_row(self, stream_id: str) -> tuple[int, str | None, int] | None:
         """(version, state JSON, state_version) of a stream, or None."""
