@@ -753,7 +753,10 @@ class EventLog:
             positions = [self.tail.position_of_event(r.event_id) for r in rows]
             if all(p is not None for p in positions):
                 known = self._events_at([p for p in positions if p is not None])
-                if [e.event_id for e in known] == [r.event_id for r in rows]:
+                same = [(e.event_id, e.stream_id, e.event_type) for e in known] == [
+                    (r.event_id, req.stream_id, r.event_type) for r in rows
+                ]
+                if same:
                     return self._result_for(req.stream_id, known[0].position, known[-1].position)
         return None
 

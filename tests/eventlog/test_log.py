@@ -1,0 +1,478 @@
+"""The contract of the event log: every backend runs these same tests (``open_log``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eventlog.envelope import NewEvent
+from eventlog.errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidInputError,
+    PayloadSchemaError,
+    UnknownEventTypeError,
+)
+from eventlog.log import AppendRequest, EventLog
+from eventlog.parts import list_parts, part_name
+from tests.support.logs import T0, ManualClock, bulk_table, created, item, note, positions
+
+OpenLog = Callable[..., EventLog]
+
+# One entry per log backend; a new store (PostgreSQL tail, object-storage commit log)
+# adds its opener here and must pass the whole contract.
+BACKENDS = {"sqlite-tail+parquet": EventLog.open}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def open_log(request: pytest.FixtureRequest, lake: Path) -> Iterator[OpenLog]:
+    """Open (and later close) logs of one backend on the test's lake."""
+    opener = BACKENDS[request.param]
+    opened: list[EventLog] = []
+
+    def make(**options: Any) -> EventLog:
+        options.setdefault("clock", ManualClock())
+        log = opener(lake, **options)
+        opened.append(log)
+        return log
+
+    yield make
+    for log in opened:
+        log.tail.close()
+
+
+# ------------------------------------------------------------------ append
+def test_expected_version_exact_no_stream_and_any(open_log: OpenLog) -> None:
+    log = open_log()
+    first = log.append("o-1", [created()], expected_version="no_stream")
+    assert (first.first_position, first.last_version) == (1, 1)
+    second = log.append("o-1", [item(), item("sku-2")], expected_version=1)
+    assert (second.first_position, second.last_position) == (2, 3)
+    assert (second.first_version, second.last_version) == (2, 3)
+    third = log.append("o-1", [note()], expected_version="any")
+    assert third.last_version == 4
+    assert log.head() == 4 and log.stream_version("o-1") == 4
+
+
+@pytest.mark.parametrize(("expected", "actual"), [("no_stream", 1), (0, 1), (5, 1)])
+def test_wrong_expected_version_raises_with_both_versions(
+    open_log: OpenLog, expected: Any, actual: int
+) -> None:
+    log = open_log()
+    log.append("o-1", [created()])
+    with pytest.raises(ConcurrencyError) as info:
+        log.append("o-1", [item()], expected_version=expected)
+    assert (info.value.stream_id, info.value.expected, info.value.actual) == (
+        "o-1",
+        expected,
+        actual,
+    )
+    assert info.value.exit_code == 3
+    assert log.head() == 1
+
+
+def test_exact_version_on_missing_stream_is_a_clash(open_log: OpenLog) -> None:
+    log = open_log()
+    with pytest.raises(ConcurrencyError) as info:
+        log.append("o-9", [created()], expected_version=2)
+    assert info.value.actual == 0
+    assert log.head() == 0
+
+
+def test_append_many_is_atomic(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append("o-1", [created()])
+    good = AppendRequest("o-2", [created()], expected_version="no_stream")
+    clash = AppendRequest("o-1", [item()], expected_version=0)
+    with pytest.raises(ConcurrencyError):
+        log.append_many([good, clash])
+    bad_payload = AppendRequest("o-3", [NewEvent("ItemAdded", {"sku": "x"})])
+    with pytest.raises(PayloadSchemaError):
+        log.append_many([good, bad_payload])
+    unknown = AppendRequest("o-3", [NewEvent("OrderTeleported", {})])
+    with pytest.raises(UnknownEventTypeError):
+        log.append_many([good, unknown])
+    assert positions(log) == [1]
+    assert log.stream_version("o-2") == 0
+    results = log.append_many([good, AppendRequest("o-1", [item()], expected_version=1)])
+    assert [(r.stream_id, r.first_position) for r in results] == [("o-2", 2), ("o-1", 3)]
+
+
+def test_append_many_same_stream_twice_numbers_versions_in_order(open_log: OpenLog) -> None:
+    log = open_log()
+    results = log.append_many(
+        [
+            AppendRequest("o-1", [created()], expected_version="no_stream"),
+            AppendRequest("o-1", [item()], expected_version=1),
+        ]
+    )
+    assert [(r.first_version, r.last_version) for r in results] == [(1, 1), (2, 2)]
+
+
+def test_repeated_command_id_returns_original_and_appends_nothing(open_log: OpenLog) -> None:
+    log = open_log()
+    original = log.append("o-1", [created(), item()], command_id="cmd-1")
+    log.append("o-2", [created()])
+    again = log.append("o-1", [created(), item()], command_id="cmd-1", expected_version=0)
+    assert again.duplicate and not original.duplicate
+    assert (again.first_position, again.last_position) == (1, 2)
+    assert (again.first_version, again.last_version) == (1, 2)
+    assert log.head() == 3
+    meta = json.loads(log.read_all().column("metadata")[0].as_py())
+    assert meta["command_id"] == "cmd-1"
+
+
+def test_repeated_event_ids_append_nothing(open_log: OpenLog) -> None:
+    log = open_log()
+    ids = ["0b6f8d8e-8f4e-4a8a-9c39-2f1d0c6b7a10", "1c7a9e9f-9a5f-4b9b-8d4a-3e2e1d7c8b21"]
+    events = [created(), item()]
+    events = [NewEvent(e.event_type, e.payload, event_id=i) for e, i in zip(events, ids)]
+    log.append("o-1", events)
+    again = log.append("o-1", events)
+    assert again.duplicate and (again.first_position, again.last_position) == (1, 2)
+    with pytest.raises(DuplicateEventError, match="already in the log"):
+        log.append("o-2", [NewEvent("OrderCreated", created().payload, event_id=ids[0])])
+    with pytest.raises(DuplicateEventError, match="twice"):
+        log.append("o-3", [note(event_id=ids[1][:-2] + "99"), note(event_id=ids[1][:-2] + "99")])
+    assert log.head() == 2
+    assert log.read_all().column("event_id").to_pylist() == ids
+
+
+def test_bad_input_writes_nothing(open_log: OpenLog) -> None:
+    log = open_log()
+    for sid in ["../x", "a/b", "", "x" * 201, "a\nb"]:
+        with pytest.raises(InvalidInputError):
+            log.append(sid, [created()])
+    with pytest.raises(InvalidInputError):
+        log.append("o-1", [note(event_id="not-a-uuid")])
+    with pytest.raises(InvalidInputError):
+        log.append("o-1", [created()], expected_version=-1)
+    with pytest.raises(InvalidInputError):
+        log.append("o-1", [])
+    assert log.head() == 0 and list_parts(log.events_dir) == []
+
+
+# ------------------------------------------------------------------ seal
+def test_manual_seal_moves_tail_into_a_part(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append("o-1", [created(), item()])
+    assert log.sealed_head() == 0
+    assert log.seal() == 2
+    parts = log.live_parts()
+    assert [p.name for p in parts] == [part_name(1, 2)]
+    assert parts[0].parent.name == "date=2026-11-26"
+    assert pq.read_table(parts[0]).num_rows == 2
+    assert log.info().tail_events == 0
+    assert positions(log) == [1, 2]
+
+
+def test_seal_by_size(open_log: OpenLog) -> None:
+    log = open_log(seal_max_events=5)
+    for i in range(12):
+        log.append(f"o-{i}", [created()])
+    assert log.sealed_head() == 10
+    assert [p.name for p in log.live_parts()] == [part_name(1, 5), part_name(6, 10)]
+    assert positions(log) == list(range(1, 13))
+
+
+def test_seal_by_age(open_log: OpenLog) -> None:
+    clock = ManualClock()
+    log = open_log(clock=clock, seal_max_age=timedelta(minutes=5))
+    log.append("o-1", [created()])
+    clock.advance(minutes=4)
+    log.append("o-2", [created()])
+    assert log.sealed_head() == 0
+    clock.advance(minutes=1, seconds=1)
+    log.append("o-3", [created()])
+    assert log.sealed_head() == 3
+
+
+def test_close_seals(lake: Path) -> None:
+    with EventLog.open(lake) as log:
+        log.append("o-1", [created()])
+    reopened = EventLog.open(lake)
+    assert reopened.sealed_head() == 1
+    reopened.close()
+
+
+def test_bulk_append_seals_tail_then_writes_one_part(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append("bulk-1", [created()])
+    res = log.append_batch(bulk_table(500, 7))
+    assert (res.first_position, res.last_position) == (2, 501)
+    assert [p.name for p in log.live_parts()] == [part_name(1, 1), part_name(2, 501)]
+    assert log.info().tail_events == 0
+    table = log.read_all()
+    assert table.column("position").to_pylist() == list(range(1, 502))
+    by_stream: dict[str, list[int]] = {}
+    for sid, ver in zip(table.column("stream_id").to_pylist(), table.column("version").to_pylist()):
+        by_stream.setdefault(sid, []).append(ver)
+    assert all(v == list(range(1, len(v) + 1)) for v in by_stream.values())
+    assert log.verify().ok
+
+
+def test_bulk_append_checks_expected_versions_and_command_id(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append("bulk-0", [note()])
+    with pytest.raises(ConcurrencyError):
+        log.append_batch(bulk_table(10, 1), expected_versions={"bulk-0": 0})
+    first = log.append_batch(bulk_table(10, 1), command_id="import-1")
+    again = log.append_batch(bulk_table(10, 1), command_id="import-1")
+    assert again.duplicate and again.last_position == first.last_position == 11
+    bad = bulk_table(3, 1).set_column(2, "payload", pa.array(['{"author": 1}'] * 3))
+    with pytest.raises(PayloadSchemaError):
+        log.append_batch(bad)
+    assert log.head() == 11
+
+
+def test_big_append_many_goes_straight_to_a_part(open_log: OpenLog) -> None:
+    log = open_log(bulk_threshold=50)
+    log.append("o-1", [created()])
+    log.append("o-2", [note() for _ in range(60)])
+    assert log.sealed_head() == 61 and log.info().tail_events == 0
+    assert log.verify().ok
+
+
+# ------------------------------------------------------------------ read
+def _mixed_log(open_log: OpenLog) -> EventLog:
+    log = open_log()
+    log.append("o-1", [created(), item()])
+    log.append("o-2", [created(), note()])
+    log.seal()
+    log.append("o-1", [item("sku-2"), note()])
+    log.append("o-3", [created()])
+    return log  # positions 1..4 in a part, 5..7 in the tail
+
+
+def test_read_presents_parts_and_tail_as_one_log(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    assert log.sealed_head() == 4 and log.head() == 7
+    assert positions(log) == list(range(1, 8))
+    assert log.read_all(after=2, until=6).column("position").to_pylist() == [3, 4, 5, 6]
+    assert log.read_all(after=7).num_rows == 0
+    notes = log.read_all(event_types=["CustomerNoteAdded"])
+    assert notes.column("position").to_pylist() == [4, 6]
+    only_pos = log.read_all(event_types=["ItemAdded"], columns=["position"])
+    assert only_pos.column_names == ["position"]
+    assert only_pos.column("position").to_pylist() == [2, 5]
+    with pytest.raises(UnknownEventTypeError):
+        log.read_all(event_types=["Nope"])
+    with pytest.raises(InvalidInputError):
+        list(log.read(after=-1))
+
+
+def test_read_stream_and_head(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    stream = log.read_stream("o-1")
+    assert stream.column("version").to_pylist() == [1, 2, 3, 4]
+    assert stream.column("position").to_pylist() == [1, 2, 5, 6]
+    assert log.read_stream("o-1", after_version=2).column("position").to_pylist() == [5, 6]
+    assert log.read_stream("missing").num_rows == 0
+    assert (log.head(), log.sealed_head()) == (7, 4)
+    assert [e.position for e in log.events_at([6, 2])] == [2, 6]
+
+
+def test_subscribe_yields_past_then_new_events(open_log: OpenLog, lake: Path) -> None:
+    log = _mixed_log(open_log)
+    writer = open_log()
+
+    def write_later() -> None:
+        time.sleep(0.3)
+        writer.append("o-4", [created()])
+        writer.append("o-4", [note()])
+
+    thread = threading.Thread(target=write_later)
+    thread.start()
+    seen: list[int] = []
+    for table in log.subscribe(after=3, poll_interval=0.05, idle_timeout=1.0):
+        seen += table.column("position").to_pylist()
+    thread.join()
+    assert seen == [4, 5, 6, 7, 8, 9]
+
+
+def test_subscribe_stops_on_stop_and_idle_timeout(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    started = time.monotonic()
+    assert sum(t.num_rows for t in log.subscribe(idle_timeout=0.2, poll_interval=0.05)) == 7
+    assert time.monotonic() - started < 2
+    assert list(log.subscribe(stop=lambda: True)) == []
+
+
+# ------------------------------------------------------------------ time
+def test_partitions_by_recorded_utc_date(open_log: OpenLog) -> None:
+    clock = ManualClock(T0.replace(hour=23, minute=59, second=59))
+    log = open_log(clock=clock)
+    log.append("o-1", [created()])
+    clock.advance(seconds=2)
+    log.append("o-1", [item()])
+    log.seal()
+    dates = [p.parent.name for p in log.live_parts()]
+    assert dates == ["date=2026-11-26", "date=2026-11-27"]
+    assert [p.name for p in log.live_parts()] == [part_name(1, 1), part_name(2, 2)]
+
+
+def test_recorded_at_never_goes_back(open_log: OpenLog) -> None:
+    clock = ManualClock()
+    log = open_log(clock=clock)
+    log.append("o-1", [created()])
+    clock.advance(hours=-3)
+    log.append("o-1", [item()])
+    log.append_batch(bulk_table(5, 1))
+    rec = log.read_all().column("recorded_at").to_pylist()
+    assert rec == sorted(rec) and rec[0] == T0
+    assert log.read_all().column("occurred_at").to_pylist()[1] == T0 - timedelta(hours=3)
+    assert log.verify().ok
+
+
+# ------------------------------------------------------------------ verify
+def test_verify_clean(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    report = log.verify()
+    assert report.ok, report.problems
+    assert (report.head, report.sealed_head, report.events, report.parts) == (7, 4, 7, 1)
+
+
+def test_verify_detects_a_corrupt_part(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    part = log.live_parts()[0]
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 2] + b"\0" * (len(data) - len(data) // 2))
+    report = log.verify()
+    assert not report.ok
+    assert any("unreadable" in p and part.name in p for p in report.problems)
+
+
+def test_verify_detects_a_gap(open_log: OpenLog) -> None:
+    log = open_log()
+    for i in range(3):
+        log.append(f"o-{i}", [created()])
+        log.seal()
+    log.live_parts()[1].unlink()
+    report = log.verify()
+    assert not report.ok
+    assert any("gap" in p for p in report.problems)
+
+
+def test_verify_detects_an_orphan_temp_file(open_log: OpenLog) -> None:
+    log = _mixed_log(open_log)
+    tmp = log.live_parts()[0].with_name("junk.parquet.123.tmp")
+    tmp.write_bytes(b"half")
+    report = log.verify()
+    assert not report.ok and any("orphan temp file" in p for p in report.problems)
+
+
+# ------------------------------------------------------------------ compaction
+def test_compact_merges_a_dates_parts_without_changing_events(open_log: OpenLog) -> None:
+    log = open_log(seal_max_events=3)
+    for i in range(10):
+        log.append(f"o-{i % 4}", [created() if i < 4 else note(f"n{i}")])
+    log.seal()
+    before = log.read_all()
+    assert len(log.live_parts()) == 4
+    made = log.compact()
+    assert [p.name for p in made] == [part_name(1, 10)]
+    assert [p.name for p in log.live_parts()] == [part_name(1, 10)]
+    assert len(list_parts(log.events_dir)) == 1
+    assert log.read_all().to_pylist() == before.to_pylist()
+    assert log.verify().ok
+
+
+def test_reader_racing_compaction_sees_every_event_once(open_log: OpenLog) -> None:
+    log = open_log(seal_max_events=2)
+    for i in range(9):
+        log.append(f"o-{i}", [created()])
+    reader = open_log()
+    batches = reader.read(columns=["position"])
+    seen = next(batches).column("position").to_pylist()
+    log.compact()
+    for table in batches:
+        seen += table.column("position").to_pylist()
+    assert seen == list(range(1, 10))
+
+
+# ------------------------------------------------------------------ recovery
+def test_deleting_tail_after_seal_loses_nothing(open_log: OpenLog, lake: Path) -> None:
+    log = open_log()
+    log.append("o-1", [created(), item()], command_id="cmd-1")
+    log.append("o-2", [created()])
+    log.append_batch(bulk_table(20, 3))
+    log.seal()
+    before = log.read_all()
+    log.tail.close()
+    for f in lake.glob("tail.sqlite*"):
+        f.unlink()
+    rebuilt = open_log()
+    assert rebuilt.read_all().to_pylist() == before.to_pylist()
+    assert (rebuilt.head(), rebuilt.sealed_head()) == (23, 23)
+    assert rebuilt.stream_version("o-1") == 2 and rebuilt.stream_version("o-2") == 1
+    assert rebuilt.read_stream("o-1").column("position").to_pylist() == [1, 2]
+    again = rebuilt.append("o-1", [created(), item()], command_id="cmd-1")
+    assert again.duplicate and (again.first_position, again.last_position) == (1, 2)
+    assert rebuilt.append("o-1", [note()], expected_version=2).first_position == 24
+    assert rebuilt.verify().ok
+
+
+def test_open_adopts_a_part_published_beyond_the_sealed_head(open_log: OpenLog, lake: Path) -> None:
+    from eventlog.parts import write_part
+
+    log = open_log()
+    log.append("o-1", [created(), item()])
+    # a crash after publishing the part but before the SQLite commit
+    write_part(log.events_dir, "2026-11-26", log.read_all())
+    (log.events_dir / "date=2026-11-26" / "x.parquet.1.tmp").write_bytes(b"partial")
+    log.tail.close()
+    reopened = open_log()
+    assert (reopened.sealed_head(), reopened.head()) == (2, 2)
+    assert reopened.info().tail_events == 0
+    assert positions(reopened) == [1, 2]
+    assert reopened.verify().ok
+
+
+def test_live_writer_repairs_a_dead_writers_part_before_appending(open_log: OpenLog) -> None:
+    from eventlog.parts import write_part
+
+    log = open_log()
+    log.append("o-1", [created()])
+    dead = open_log()
+    # the dead writer sealed position 1, published a bulk part 2..6, died before committing
+    dead.inflight_dir.mkdir(parents=True, exist_ok=True)
+    (dead.inflight_dir / "999-dead").touch()
+    write_part(log.events_dir, "2026-11-26", log.read_all())  # it sealed the tail first
+    write_part(log.events_dir, "2026-11-26", _envelope_rows(log, start=2, n=5))
+    res = log.append("o-2", [created()])
+    assert res.first_position == 7
+    assert positions(log) == list(range(1, 8))
+    assert not any(log.inflight_dir.iterdir())
+    assert log.verify().ok
+
+
+def _envelope_rows(log: EventLog, *, start: int, n: int) -> pa.Table:
+    """n valid envelope rows at positions start.. of a fresh stream."""
+    import uuid
+
+    from eventlog.envelope import ENVELOPE_SCHEMA
+
+    return pa.table(
+        {
+            "position": list(range(start, start + n)),
+            "stream_type": ["order"] * n,
+            "stream_id": ["orphan"] * n,
+            "version": list(range(1, n + 1)),
+            "event_id": [str(uuid.uuid4()) for _ in range(n)],
+            "event_type": ["CustomerNoteAdded"] * n,
+            "schema_version": [1] * n,
+            "occurred_at": [T0] * n,
+            "recorded_at": [T0] * n,
+            "payload": ['{"author":"a","note":"n"}'] * n,
+            "metadata": ["{}"] * n,
+        }
+    ).cast(ENVELOPE_SCHEMA)

@@ -1,0 +1,236 @@
+"""Helpers for the event-log tests: a manual clock, event builders, a writer subprocess.
+
+Run as a script, this module is the writer process of the concurrency and crash tests:
+
+    python tests/support/logs.py concurrent LAKE WORKER N STREAMS OUT
+    python tests/support/logs.py crash LAKE SEED ACKS [CRASH_POINT]
+
+Each successful append is written to a side file and fsynced *after* the call returned,
+so the file lists only acknowledged appends; a crash point makes the process
+``os._exit`` at one exact step of the commit protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from eventlog.envelope import NewEvent
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class ManualClock:
+    """A clock the test moves by hand (it may also go backwards)."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock by a timedelta's keyword arguments (negative goes back)."""
+        self.now += timedelta(**delta)
+
+
+def created(customer: str = "c-1", **meta: Any) -> NewEvent:
+    """An OrderCreated event."""
+    return NewEvent(
+        "OrderCreated",
+        {
+            "customer_id": customer,
+            "customer_name": "Ada Lovelace",
+            "customer_email": "ada@example.com",
+            "currency": "EUR",
+            "channel": "web",
+        },
+        metadata=meta,
+    )
+
+
+def item(sku: str = "sku-1", quantity: int = 1, price: int = 1250, **kw: Any) -> NewEvent:
+    """An ItemAdded event."""
+    payload = {
+        "sku": sku,
+        "product_name": f"Product {sku}",
+        "quantity": quantity,
+        "unit_price_cents": price,
+    }
+    return NewEvent("ItemAdded", payload, **kw)
+
+
+def note(text: str = "please gift wrap", **kw: Any) -> NewEvent:
+    """A CustomerNoteAdded event."""
+    return NewEvent("CustomerNoteAdded", {"author": "customer", "note": text}, **kw)
+
+
+def bulk_table(n: int, streams: int, *, prefix: str = "bulk", seed: int = 0) -> pa.Table:
+    """A bulk-append table of n CustomerNoteAdded events spread over ``streams`` streams."""
+    rng = random.Random(seed)
+    ids = [f"{prefix}-{rng.randrange(streams)}" for _ in range(n)]
+    payloads = [json.dumps({"author": "import", "note": f"note {i}"}) for i in range(n)]
+    return pa.table(
+        {
+            "stream_id": ids,
+            "event_type": ["CustomerNoteAdded"] * n,
+            "payload": payloads,
+            "occurred_at": pa.array([T0] * n, pa.timestamp("us", "UTC")),
+        }
+    )
+
+
+def all_events(log: Any) -> pa.Table:
+    """The whole log as one table (parts and tail)."""
+    table: pa.Table = log.read_all()
+    return table
+
+
+def positions(log: Any) -> list[int]:
+    """Every position in the log, in order."""
+    return list(all_events(log).column("position").to_pylist())
+
+
+# ---------------------------------------------------------------- writer processes
+HERE = Path(__file__).resolve()
+
+
+def writer_command(*args: object) -> list[str]:
+    """The argv that runs this module as a writer process."""
+    return [sys.executable, str(HERE), *(str(a) for a in args)]
+
+
+def _ack(fh: Any, record: dict[str, Any]) -> None:
+    fh.write(json.dumps(record) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
+    """Append n times to random shared streams with the version this worker last read."""
+    from eventlog.errors import ConcurrencyError
+    from eventlog.log import EventLog
+
+    rng = random.Random(int(worker))
+    log = EventLog.open(lake, seal_max_events=40, seal_on_close=False)
+    clashes = 0
+    with open(out, "w") as fh:
+        for i in range(int(n)):
+            sid = f"shared-{rng.randrange(int(streams))}"
+            version = log.stream_version(sid)
+            events = [note(f"w{worker} #{i} e{k}") for k in range(rng.randint(1, 3))]
+            try:
+                res = log.append(sid, events, expected_version=version)
+            except ConcurrencyError as exc:
+                assert exc.expected == version and exc.actual != version
+                clashes += 1
+                continue
+            _ack(
+                fh,
+                {
+                    "stream_id": sid,
+                    "first": res.first_position,
+                    "last": res.last_position,
+                    "first_version": res.first_version,
+                    "expected": version,
+                },
+            )
+        _ack(fh, {"clashes": clashes})
+    log.tail.close()
+
+
+CRASH_POINTS = ("after_publish", "before_commit", "after_tmp")
+
+
+def _install_crash_point(point: str) -> None:
+    """Make the process die at one exact step of the commit protocol."""
+    from eventlog import log as log_module
+    from eventlog import parts as parts_module
+
+    if point == "after_publish":  # part published, SQLite not committed
+        original = log_module.EventLog._publish
+
+        def publish_then_die(self: Any, date: str, table: pa.Table) -> Any:
+            original(self, date, table)
+            os._exit(9)
+
+        log_module.EventLog._publish = publish_then_die  # type: ignore[method-assign]
+    elif point == "before_commit":  # every part published, rows deleted, no commit
+        original_seal = log_module.EventLog._seal_locked
+
+        def seal_then_die(self: Any, conn: Any) -> None:
+            original_seal(self, conn)
+            if self.tail.meta("sealed_head") > 0:
+                os._exit(9)
+
+        log_module.EventLog._seal_locked = seal_then_die  # type: ignore[method-assign]
+    elif point == "after_tmp":  # temp file written and fsynced, never published
+
+        def die_on_link(src: Any, dst: Any) -> None:
+            os._exit(9)
+
+        parts_module.os.link = die_on_link  # type: ignore[assignment]
+    else:
+        raise SystemExit(f"unknown crash point {point!r}; expected one of {CRASH_POINTS}")
+
+
+def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
+    """Append forever (tail appends, seals, bulk appends) until killed; ack each success."""
+    from eventlog.log import EventLog
+
+    if point:
+        _install_crash_point(point)
+    rng = random.Random(int(seed))
+    log = EventLog.open(lake, seal_max_events=25, bulk_threshold=10_000, seal_on_close=False)
+    with open(acks, "a") as fh:
+        for _ in _forever():
+            roll = rng.random()
+            if roll < 0.08:
+                table = bulk_table(rng.randint(50, 400), 20, prefix=f"b{seed}", seed=rng.random())
+                ids = [str(uuid.uuid4()) for _ in range(table.num_rows)]
+                table = table.append_column("event_id", pa.array(ids))
+                res = log.append_batch(table)
+                _ack(fh, {"first": res.first_position, "last": res.last_position, "event_ids": ids})
+            elif roll < 0.12:
+                log.seal()
+            else:
+                sid = f"s{seed}-{rng.randrange(30)}"
+                events = [
+                    note(f"n{rng.random()}", event_id=str(uuid.uuid4()))
+                    for _ in range(rng.randint(1, 3))
+                ]
+                res = log.append(sid, events)
+                _ack(
+                    fh,
+                    {
+                        "first": res.first_position,
+                        "last": res.last_position,
+                        "event_ids": [e.event_id for e in events],
+                    },
+                )
+
+
+def _forever() -> Iterator[int]:
+    i = 0
+    while True:
+        yield i
+        i += 1
+
+
+if __name__ == "__main__":
+    mode, *rest = sys.argv[1:]
+    if mode == "concurrent":
+        _concurrent(*rest)
+    elif mode == "crash":
+        _crash(*rest)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
