@@ -135,7 +135,9 @@ def test_repeated_event_ids_append_nothing(open_log: OpenLog) -> None:
     log = open_log()
     ids = ["0b6f8d8e-8f4e-4a8a-9c39-2f1d0c6b7a10", "1c7a9e9f-9a5f-4b9b-8d4a-3e2e1d7c8b21"]
     events = [created(), item()]
-    events = [NewEvent(e.event_type, e.payload, event_id=i) for e, i in zip(events, ids)]
+    events = [
+        NewEvent(e.event_type, e.payload, event_id=i) for e, i in zip(events, ids, strict=True)
+    ]
     log.append("o-1", events)
     again = log.append("o-1", events)
     assert again.duplicate and (again.first_position, again.last_position) == (1, 2)
@@ -214,7 +216,9 @@ def test_bulk_append_seals_tail_then_writes_one_part(open_log: OpenLog) -> None:
     table = log.read_all()
     assert table.column("position").to_pylist() == list(range(1, 502))
     by_stream: dict[str, list[int]] = {}
-    for sid, ver in zip(table.column("stream_id").to_pylist(), table.column("version").to_pylist()):
+    for sid, ver in zip(
+        table.column("stream_id").to_pylist(), table.column("version").to_pylist(), strict=True
+    ):
         by_stream.setdefault(sid, []).append(ver)
     assert all(v == list(range(1, len(v) + 1)) for v in by_stream.values())
     assert log.verify().ok

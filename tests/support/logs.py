@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,10 @@ def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
 
     rng = random.Random(int(worker))
     log = EventLog.open(lake, seal_max_events=40, seal_on_close=False)
+    Path(out + ".ready").touch()
+    go = Path(out).parent / "go"
+    while not go.exists():  # start together, so the workers really race
+        time.sleep(0.005)
     clashes = 0
     with open(out, "w") as fh:
         for i in range(int(n)):
