@@ -267,10 +267,16 @@ def _add(log: EventLog, facts: OrderFacts, rec: RecordedEvent) -> OrderFacts:
 
 
 def _order_records(log: EventLog, after: int, chunk: int) -> Iterator[list[RecordedEvent]]:
-    """Chunks of the log after a position (all streams; callers skip non-order ones)."""
+    """Chunks of ``chunk`` events of the log after a position (parts re-chunked across)."""
+    pending: list[RecordedEvent] = []
     for table in log.read(after=after):
         for offset in range(0, table.num_rows, chunk):
-            yield records_from_batch(table.slice(offset, chunk))
+            pending.extend(records_from_batch(table.slice(offset, chunk)))
+            while len(pending) >= chunk:
+                yield pending[:chunk]
+                pending = pending[chunk:]
+    if pending:
+        yield pending
 
 
 def _is_order(log: EventLog, rec: RecordedEvent) -> bool:
@@ -286,10 +292,18 @@ def _upsert(tbl: Any, key: str, data: pa.Table) -> None:
     (tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data))
 
 
-def _existing(tbl: Any, where: str, key: str) -> dict[Any, tuple[str, np.ndarray]]:
-    got = tbl.search().where(where).select([key, "text", "vector"]).to_arrow()
+def _existing(
+    tbl: Any, where: str, key: str, ahead: dict[Any, int] | None = None
+) -> dict[Any, tuple[str, np.ndarray]]:
+    """Stored (text, vector) by key; ``ahead`` gets each stored story's last_position."""
+    columns = [key, "text", "vector"] + (["last_position"] if ahead is not None else [])
+    got = tbl.search().where(where).select(columns).to_arrow()
     if got.num_rows == 0:
         return {}
+    if ahead is not None:
+        ahead.update(
+            zip(got.column(key).to_pylist(), got.column("last_position").to_pylist(), strict=True)
+        )
     vectors = np.asarray(got.column("vector").combine_chunks().flatten()).reshape(got.num_rows, -1)
     keys = got.column(key).to_pylist()
     texts = got.column("text").to_pylist()
@@ -409,13 +423,16 @@ def _catch_up_stories(
                 touched[rec.stream_id] = cache.apply(rec)[1]
                 run.applied += 1
         last = records[-1]
+        ids = list(touched)
+        existing: dict[Any, tuple[str, np.ndarray]] = {}
+        stored_at: dict[Any, int] = {}
+        for i in range(0, len(ids), _IN_BATCH):
+            where = f"order_id IN {_in_list(ids[i : i + _IN_BATCH])}"
+            existing.update(_existing(tbl, where, "order_id", stored_at))
+        # a replay behind a stored story (lost checkpoint) must not write an older story
+        touched = {k: f for k, f in touched.items() if stored_at.get(k, 0) <= f.last_position}
         if touched:
             rows = _story_rows(touched, embedder.name)
-            ids = list(touched)
-            existing: dict[Any, tuple[str, np.ndarray]] = {}
-            for i in range(0, len(ids), _IN_BATCH):
-                where = f"order_id IN {_in_list(ids[i : i + _IN_BATCH])}"
-                existing.update(_existing(tbl, where, "order_id"))
             texts = {r["order_id"]: r["text"] for r in rows}
             vectors, encoded = _encode_changed(embedder, texts, existing)
             data = pa.Table.from_pylist(rows, schema=story_schema(embedder.dimension).remove(8))
