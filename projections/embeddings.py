@@ -102,7 +102,9 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name)
         self.model = load_model(self.model_path, self.device)
-        self._dimension = int(self.model.get_sentence_embedding_dimension())
+        dim = getattr(self.model, "get_embedding_dimension", None)
+        dim = dim or self.model.get_sentence_embedding_dimension
+        self._dimension = int(dim())
         self.calls = 0
         self.texts = 0
 
