@@ -242,6 +242,7 @@ class EventLog:
         self._footers: dict[Path, pq.FileMetaData] = {}
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
+        self._recent: dict[int, tuple[Any, ...]] = {}
         self.events_dir.mkdir(parents=True, exist_ok=True)
         self.tail = Tail(root / "tail.sqlite")
         self._repair()
@@ -539,7 +540,11 @@ class EventLog:
                         INSERT_COMMAND, (cid, req.stream_id, res.first_position, res.last_position)
                     )
             self.tail.set_metas(updates)
-        self._maybe_seal(head=position)
+            must_seal = self._must_seal(position - meta["sealed_head"])
+        # committed rows are immutable: keep the last ones so handle() reads them back free
+        self._recent = {row[0]: row for row in new_rows} if len(new_rows) <= 1000 else {}
+        if must_seal:
+            self.seal()
         return [r for r in results if r is not None]
 
     def append_batch(
@@ -794,19 +799,16 @@ class EventLog:
             self._seal_locked(conn)
             return self.tail.meta("sealed_head")
 
-    def _maybe_seal(self, head: int) -> None:
-        """Seal when the tail holds ``seal_max_events`` or its oldest row is ``seal_max_age`` old."""
-        count = head - self.tail.meta("sealed_head")
-        if count <= 0:
-            return
-        if count < self.seal_max_events:
-            oldest = self.tail.oldest_tail_recorded_at()
-            if oldest is None:
-                return
-            age = to_micros(self.clock()) - oldest
-            if age < self.seal_max_age / timedelta(microseconds=1):
-                return
-        self.seal()
+    def _must_seal(self, tail_events: int) -> bool:
+        """True when the tail holds ``seal_max_events`` or its oldest row is too old."""
+        if tail_events <= 0:
+            return False
+        if tail_events >= self.seal_max_events:
+            return True
+        oldest = self.tail.oldest_tail_recorded_at()
+        if oldest is None:
+            return False
+        return to_micros(self.clock()) - oldest >= self.seal_max_age / timedelta(microseconds=1)
 
     def _seal_locked(self, conn: Any) -> None:
         sealed = self.tail.meta("sealed_head")
@@ -1039,6 +1041,8 @@ class EventLog:
         wanted = sorted(set(positions))
         if not wanted:
             return []
+        if all(p in self._recent for p in wanted):
+            return [_record_from_row(self._recent[p]) for p in wanted]
         with self.tail.snapshot():
             if wanted[0] > self.tail.meta("sealed_head"):
                 # only tail rows: build the records straight from SQLite (the handle path)

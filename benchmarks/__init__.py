@@ -1,0 +1,1 @@
+"""LedgerLake benchmarks: ``python -m benchmarks`` runs every ``bench_*.py`` module."""
