@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     results: list[Result] = []
+    owners: list[str] = []
     modules: dict[str, Any] = {}
     for name in discover(args.only):
         module = importlib.import_module(f"benchmarks.bench_{name}")
@@ -89,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         got = list(module.run(workdir, args.quick))
         modules[name] = {"seconds": round(time.perf_counter() - started, 2), "results": len(got)}
         results += got
+        owners += [name] * len(got)
         shutil.rmtree(workdir, ignore_errors=True)
     render(results, Console())
-    doc = {
-        "machine": machine_info(),
-        "quick": args.quick,
-        "modules": modules,
-        "results": [r.to_json() for r in results],
-    }
+    rows = [{"module": m, **r.to_json()} for m, r in zip(owners, results, strict=True)]
+    if args.only is not None and args.out.exists():  # keep the other modules' figures
+        old = json.loads(args.out.read_text())
+        rows = [r for r in old.get("results", []) if r.get("module") != args.only] + rows
+        modules = {**{k: v for k, v in old.get("modules", {}).items() if k != args.only}, **modules}
+    doc = {"machine": machine_info(), "quick": args.quick, "modules": modules, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"wrote {args.out}")

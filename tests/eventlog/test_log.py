@@ -24,7 +24,16 @@ from eventlog.errors import (
 )
 from eventlog.log import AppendRequest, EventLog
 from eventlog.parts import list_parts, part_name
-from tests.support.logs import T0, ManualClock, bulk_table, created, item, note, positions
+from tests.support.logs import (
+    T0,
+    ManualClock,
+    bulk_table,
+    created,
+    envelope_rows,
+    item,
+    note,
+    positions,
+)
 
 OpenLog = Callable[..., EventLog]
 
@@ -451,32 +460,9 @@ def test_live_writer_repairs_a_dead_writers_part_before_appending(open_log: Open
     dead.inflight_dir.mkdir(parents=True, exist_ok=True)
     (dead.inflight_dir / "999-dead").touch()
     write_part(log.events_dir, "2026-11-26", log.read_all())  # it sealed the tail first
-    write_part(log.events_dir, "2026-11-26", _envelope_rows(log, start=2, n=5))
+    write_part(log.events_dir, "2026-11-26", envelope_rows(start=2, n=5))
     res = log.append("o-2", [created()])
     assert res.first_position == 7
     assert positions(log) == list(range(1, 8))
     assert not any(log.inflight_dir.iterdir())
     assert log.verify().ok
-
-
-def _envelope_rows(log: EventLog, *, start: int, n: int) -> pa.Table:
-    """n valid envelope rows at positions start.. of a fresh stream."""
-    import uuid
-
-    from eventlog.envelope import ENVELOPE_SCHEMA
-
-    return pa.table(
-        {
-            "position": list(range(start, start + n)),
-            "stream_type": ["order"] * n,
-            "stream_id": ["orphan"] * n,
-            "version": list(range(1, n + 1)),
-            "event_id": [str(uuid.uuid4()) for _ in range(n)],
-            "event_type": ["CustomerNoteAdded"] * n,
-            "schema_version": [1] * n,
-            "occurred_at": [T0] * n,
-            "recorded_at": [T0] * n,
-            "payload": ['{"author":"a","note":"n"}'] * n,
-            "metadata": ["{}"] * n,
-        }
-    ).cast(ENVELOPE_SCHEMA)

@@ -90,6 +90,27 @@ def bulk_table(n: int, streams: int, *, prefix: str = "bulk", seed: int = 0) -> 
     )
 
 
+def envelope_rows(*, start: int, n: int) -> pa.Table:
+    """n valid envelope rows at positions start.. of one fresh stream ``orphan``."""
+    from eventlog.envelope import ENVELOPE_SCHEMA
+
+    return pa.table(
+        {
+            "position": list(range(start, start + n)),
+            "stream_type": ["order"] * n,
+            "stream_id": ["orphan"] * n,
+            "version": list(range(1, n + 1)),
+            "event_id": [str(uuid.uuid4()) for _ in range(n)],
+            "event_type": ["CustomerNoteAdded"] * n,
+            "schema_version": [1] * n,
+            "occurred_at": [T0] * n,
+            "recorded_at": [T0] * n,
+            "payload": ['{"author":"a","note":"n"}'] * n,
+            "metadata": ["{}"] * n,
+        }
+    ).cast(ENVELOPE_SCHEMA)
+
+
 def all_events(log: Any) -> pa.Table:
     """The whole log as one table (parts and tail)."""
     table: pa.Table = log.read_all()

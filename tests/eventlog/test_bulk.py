@@ -1,0 +1,53 @@
+"""Column-wise bulk preparation: UUIDs, stream-id checks, payload checks, version numbering."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from eventlog.bulk import check_payloads, check_stream_ids, number_versions, uuid4_array
+from eventlog.errors import InvalidStreamIdError, PayloadSchemaError
+from eventlog.orders.events import order_registry
+
+
+def test_uuid4_array_makes_valid_distinct_version_4_ids() -> None:
+    ids = uuid4_array(1000).to_pylist()
+    assert len(set(ids)) == 1000
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 201, "a\x00b", ".."])
+def test_check_stream_ids_rejects_unsafe_ids(bad: str) -> None:
+    with pytest.raises(InvalidStreamIdError):
+        check_stream_ids(pa.array(["fine", bad]))
+
+
+def test_check_payloads_accepts_fitting_rows_and_names_the_misfit() -> None:
+    registry = order_registry()
+    spec = registry.spec("ItemRemoved")
+    good = pa.chunked_array([['{"sku":"a","quantity":1}', '{"quantity":2,"sku":"b"}']])
+    check_payloads(registry, spec, good)
+    for bad in [
+        '{"sku":"a"}',
+        '{"sku":"a","quantity":"1"}',
+        '{"sku":"a","quantity":1,"x":1}',
+        "not json",
+        '{\n"sku": "a", "quantity": true}',
+    ]:
+        with pytest.raises(PayloadSchemaError):
+            check_payloads(registry, spec, pa.chunked_array([['{"sku":"a","quantity":1}', bad]]))
+
+
+def test_pretty_printed_payloads_are_accepted() -> None:
+    registry = order_registry()
+    spec = registry.spec("ItemRemoved")
+    check_payloads(registry, spec, pa.chunked_array([['{\n  "sku": "a",\n  "quantity": 1\n}']]))
+
+
+def test_number_versions_continues_each_stream_from_its_base() -> None:
+    codes = np.array([0, 1, 0, 2, 0, 1])
+    base = np.array([5, 0, 1])
+    assert number_versions(codes, base).tolist() == [6, 1, 7, 2, 8, 2]

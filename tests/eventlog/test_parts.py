@@ -1,0 +1,43 @@
+"""Part files: names, exclusive publication, the live set and its tiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventlog.errors import IntegrityError
+from eventlog.parts import Part, check_tiling, list_parts, live_set, part_name, write_part
+from tests.support.logs import T0, envelope_rows
+
+
+def _part(first: int, last: int) -> Part:
+    return Part(first, last, "2026-11-26", Path(part_name(first, last)))
+
+
+def test_part_name_is_its_zero_padded_range() -> None:
+    assert part_name(1, 420) == "00000000000000000001-00000000000000000420.parquet"
+
+
+def test_live_set_drops_covered_parts_and_tiling_finds_gaps_and_overlaps() -> None:
+    parts = [_part(1, 5), _part(1, 2), _part(3, 5), _part(6, 9)]
+    assert live_set(parts) == [_part(1, 5), _part(6, 9)]
+    assert check_tiling(live_set(parts), 9) == []
+    assert any("gap" in p for p in check_tiling([_part(1, 2), _part(4, 5)], 5))
+    assert any("overlap" in p for p in check_tiling([_part(1, 3), _part(3, 5)], 5))
+    assert any("sealed head" in p for p in check_tiling([_part(1, 3)], 5))
+
+
+def test_write_part_never_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    table = envelope_rows(start=1, n=3)
+    part = write_part(tmp_path, "2026-11-26", table)
+    assert part.path.name == part_name(1, 3) and list_parts(tmp_path) == [part]
+    with pytest.raises(IntegrityError, match="already exists"):
+        write_part(tmp_path, "2026-11-26", table)
+    assert list(tmp_path.glob("date=*/*.tmp")) == []
+    gappy = pa.concat_tables([table.slice(0, 1), table.slice(2, 1)])
+    with pytest.raises(IntegrityError, match="not dense"):
+        write_part(tmp_path, "2026-11-26", gappy)
+    assert T0.tzinfo is not None
