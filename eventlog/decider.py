@@ -195,12 +195,13 @@ def handle_many(
             continue
         for (i, req), res in zip(pending, appended, strict=True):
             events = (
-                log.events_at(range(res.first_position, res.last_position + 1))
-                if read_back
-                else []
+                log.events_at(range(res.first_position, res.last_position + 1)) if read_back else []
             )
             results[i] = HandleResult(
-                req.stream_id, events, states[req.stream_id][1], append=res,
+                req.stream_id,
+                events,
+                states[req.stream_id][1],
+                append=res,
                 duplicate=res.duplicate,
             )
         return [r for r in results if r is not None]
