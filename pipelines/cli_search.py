@@ -126,8 +126,16 @@ def register(app: typer.Typer) -> None:
 
         lake = lake_of(ctx)
         with exit_codes():
-            times = {"since": _time(since), "until": _time(until), "known_at": _time(known_at)}
-            validate_query(query, k=k, level=level, event_type=event_type, **times)
+            t_since, t_until, t_known = _time(since), _time(until), _time(known_at)
+            validate_query(
+                query,
+                k=k,
+                level=level,
+                event_type=event_type,
+                since=t_since,
+                until=t_until,
+                known_at=t_known,
+            )
             hits = search(
                 lake,
                 query,
@@ -135,8 +143,10 @@ def register(app: typer.Typer) -> None:
                 level=level,
                 event_type=event_type,
                 customer=customer,
+                since=t_since,
+                until=t_until,
+                known_at=t_known,
                 hybrid=hybrid,
-                **times,
             )
         if json_out:
             print_json([h.to_json() for h in hits])
