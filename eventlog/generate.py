@@ -62,9 +62,9 @@ from eventlog.orders.decider import ORDER_DECIDER
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_ORDERS = 5_000_000
 MAX_DAYS = 3_660
-COMMIT_WINDOW_S = 900.0  # commands recorded within 15 simulated minutes share one commit
+COMMIT_WINDOW_S = 3600.0  # commands due within one simulated hour share one commit
 MAX_BATCH = 2000  # ... unless that many are waiting already
-BACK_DATED_AFTER = timedelta(hours=1)  # recorded this much after occurring counts as back-dated
+BACK_DATED_AFTER = timedelta(hours=2)  # recorded this much after occurring counts as back-dated
 
 ProgressCallback = Callable[[float, int], None]
 """Called with (fraction of simulated time done, events written so far)."""
@@ -897,7 +897,7 @@ def generate(
     log.clock = clock
     log.id_factory = lambda: str(uuid.UUID(int=id_rng.getrandbits(128), version=4))
     # Seal by size only (and at the end): simulated days pass in seconds of wall time.
-    log.seal_max_age, log.seal_max_events = timedelta(days=MAX_DAYS + 1), 100_000
+    log.seal_max_age, log.seal_max_events = timedelta(days=MAX_DAYS + 1), 100000
     t0 = time.perf_counter()
     try:
         head_before = log.head()
