@@ -1,0 +1,96 @@
+"""Jobs (catch_up, rebuild_all, compact_log), the log-head sensor and the compaction schedule."""
+
+import dagster as dg
+
+from pipelines.assets import EVENT_LOG, PROJECTION_NAMES, VECTOR_ASSETS, WAREHOUSE_ASSETS
+from pipelines.resources import LakeResource
+from projections import runner, vectors
+
+PROJECTIONS = dg.AssetSelection.assets(EVENT_LOG, *PROJECTION_NAMES, "training_set")
+REBUILT = [a.key.to_user_string() for a in (*WAREHOUSE_ASSETS, *VECTOR_ASSETS)]
+
+catch_up_job = dg.define_asset_job(
+    name="catch_up",
+    selection=PROJECTIONS,
+    description="Observe the log, apply the events after each checkpoint to every projection, "
+    "export the training set, and run the checks.",
+    executor_def=dg.in_process_executor,
+)
+
+rebuild_all_job = dg.define_asset_job(
+    name="rebuild_all",
+    selection=PROJECTIONS,
+    description="Rebuild every projection blue-green from position 0: readers keep the old "
+    "table until the new one is whole, then switch in one commit.",
+    config={"ops": {name: {"config": {"rebuild": True}} for name in REBUILT}},
+    executor_def=dg.in_process_executor,
+    tags={"ledgerlake/mode": "rebuild"},
+)
+
+
+@dg.op(description="Merge each date partition's Parquet parts into one (never changes an event).")
+def compact_parts(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Output[int]:
+    """Run EventLog.compact and report the parts it wrote."""
+    with lake.open_log() as log:
+        before = len(log.live_parts())
+        made = log.compact()
+        after = len(log.live_parts())
+    context.log.info(f"compacted {before} parts into {after}")
+    return dg.Output(
+        len(made),
+        metadata={"parts_before": before, "parts_after": after, "parts_written": len(made)},
+    )
+
+
+@dg.job(name="compact_log", description="Compact the log's Parquet parts, partition by partition.")
+def compact_log_job() -> None:
+    """The compaction job (scheduled nightly)."""
+    compact_parts()
+
+
+compact_log_schedule = dg.ScheduleDefinition(
+    name="compact_log_nightly",
+    job=compact_log_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    description="Compact the log every night at 03:30 UTC.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+def projection_positions(lake: LakeResource) -> tuple[int, dict[str, int]]:
+    """The log head and how far behind it each projection is (events)."""
+    with lake.open_log() as log:
+        head = log.head()
+        behind = {lag.name: lag.lag_events for lag in runner.lag(log)}
+        behind |= vectors.vector_lag(lake.root(), log=log)
+    return head, behind
+
+
+@dg.sensor(
+    name="log_head_sensor",
+    job=catch_up_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Start a catch_up run when the log head moves past the projections' checkpoints.",
+)
+def log_head_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Request one catch_up run per new head that some projection has not reached."""
+    head, behind = projection_positions(lake)
+    lagging = {name: n for name, n in behind.items() if n > 0}
+    if not lagging:
+        return dg.SkipReason(f"every projection is at the log head {head}")
+    requested = int(context.cursor) if context.cursor else -1
+    if head <= requested:
+        return dg.SkipReason(f"a catch_up run for head {requested} was already requested")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"head-{head}",
+                tags={"ledgerlake/head": str(head), "ledgerlake/lagging": ",".join(lagging)},
+            )
+        ],
+        cursor=str(head),
+    )
