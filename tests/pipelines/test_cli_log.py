@@ -357,7 +357,7 @@ def test_read_follow_sees_new_events_then_stops_when_idle(seeded: Path) -> None:
 
     writer = threading.Thread(target=later)
     writer.start()
-    result = cli(seeded, "read", "--follow", "--after", "1", "--idle-timeout", "1.5")
+    result = cli(seeded, "read", "--follow", "--after", "1", "--idle-timeout", "3")
     writer.join()
     assert result.exit_code == 0, result.output
     assert [e["position"] for e in lines(result.stdout)] == [2, 3]
