@@ -1,0 +1,521 @@
+"""The projection runner: catch up, rebuild blue-green, report lag and staleness.
+
+Each projection's rows live in a physical table ``<schema>.<name>__<build>`` behind the
+view ``<schema>.<name>`` that readers query. ``catch_up`` applies the events after the
+checkpoint, data and checkpoint in one DuckDB transaction per batch. ``rebuild``
+builds ``__<build+1>`` from position 0 and, in the same transaction, points the view at
+it, moves the checkpoint and drops the old table: readers see the old table until the
+commit, then the new one, never a partial one. A projection whose code version
+differs from its checkpoint's is stale; ``catch_up`` rebuilds it (``rebuild_stale``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from eventlog.errors import InvalidInputError, LedgerLakeError
+from eventlog.log import EventLog
+from projections.report import ProjectionReport
+from projections.tables import (
+    CUSTOMERS,
+    DAILY_SALES,
+    ORDER_EVENTS,
+    ORDER_LINES,
+    ORDERS,
+    PAYMENTS,
+    Projection,
+)
+from projections.temporal import ORDER_STATES, install_macros
+from projections.warehouse import (
+    ADVANCE_CHECKPOINT,
+    CREATE_SCHEMAS,
+    UPSERT_CHECKPOINT,
+    Checkpoint,
+    checkpoints,
+    connect,
+    identifier,
+)
+
+PROJECTIONS: tuple[Projection, ...] = (
+    ORDER_EVENTS,
+    ORDERS,
+    ORDER_LINES,
+    PAYMENTS,
+    ORDER_STATES,
+    DAILY_SALES,
+    CUSTOMERS,
+)
+"""Every projection, in dependency order."""
+
+BY_NAME = {p.name: p for p in PROJECTIONS}
+DEFAULT_BATCH_SIZE = 250_000
+
+TOUCHED = """
+CREATE OR REPLACE TEMP TABLE touched AS
+SELECT DISTINCT order_id FROM analytics.order_events WHERE position > $lo AND position <= $hi
+"""
+
+OnCommit = Callable[[str, int], None]
+Source = Path | str | EventLog
+
+
+def _open_log(source: Source) -> tuple[EventLog, bool]:
+    """The log itself, or one opened on a lake path (without sealing on close); owned?"""
+    if isinstance(source, EventLog):
+        return source, False
+    return EventLog.open(Path(source), create=False, seal_on_close=False), True
+
+
+Warehouse = duckdb.DuckDBPyConnection | None
+
+
+class StaleProjectionError(LedgerLakeError):
+    """A projection's stored code version differs from its code; rebuild it first."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """How far one projection is behind the log, and whether its code changed."""
+
+    name: str
+    code_version: str
+    stored_code_version: str | None
+    stale: bool
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    table_name: str | None
+    updated_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "code_version": self.code_version,
+            "stored_code_version": self.stored_code_version,
+            "stale": self.stale,
+            "position": self.position,
+            "head": self.head,
+            "lag_events": self.lag_events,
+            "lag_seconds": round(self.lag_seconds, 3),
+            "table_name": self.table_name,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+
+def select(names: Sequence[str] | None) -> list[Projection]:
+    """The named projections plus what they depend on, in dependency order."""
+    if not names:
+        return list(PROJECTIONS)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown projection {', '.join(map(repr, unknown))}; "
+            f"expected one of {', '.join(BY_NAME)}"
+        )
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(BY_NAME[name].depends_on)
+    return [p for p in PROJECTIONS if p.name in wanted]
+
+
+@contextmanager
+def _session(source: Source, warehouse: Warehouse) -> Iterator[tuple[EventLog, Any]]:
+    """The log and a writable warehouse connection; closes only what it opened."""
+    log, own_log = _open_log(source)
+    own_con = warehouse is None
+    con = connect(log, timeout_s=60.0) if warehouse is None else warehouse
+    if not own_con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(CREATE_SCHEMAS)
+    try:
+        yield log, con
+    finally:
+        if own_con:
+            con.close()
+        if own_log:
+            log.close()
+
+
+def _sql(projection: Projection, sql: str, table: str) -> str:
+    return sql.replace("@TABLE@", table)
+
+
+def _params(sql: str, lo: int, hi: int) -> dict[str, int]:
+    params = {}
+    if "$lo" in sql:
+        params["lo"] = lo
+    if "$hi" in sql:
+        params["hi"] = hi
+    return params
+
+
+def _table_name(projection: Projection, build: int) -> str:
+    return f"{identifier(projection.schema)}.{identifier(projection.name)}__{int(build)}"
+
+
+def _point_view(con: Any, projection: Projection, table: str) -> None:
+    # Identifiers come from identifier()-checked projection names, never from user input.
+    con.execute(f"CREATE OR REPLACE VIEW {projection.view} AS SELECT * FROM {table}")  # noqa: S608
+
+
+def _install(con: Any, projection: Projection) -> Checkpoint:
+    """Create build 1 of a projection, empty, at position 0 (one transaction)."""
+    table = _table_name(projection, 1)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(_sql(projection, projection.ddl, table))
+        _point_view(con, projection, table)
+        con.execute(
+            UPSERT_CHECKPOINT,
+            {
+                "name": projection.name,
+                "code_version": projection.code_version,
+                "position": 0,
+                "recorded_at": None,
+                "table_name": table,
+                "build": 1,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return checkpoints(con)[projection.name]
+
+
+def _batches(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[pa.Table]:
+    for table in log.read(after=after, until=until):
+        for start in range(0, table.num_rows, batch_size):
+            yield table.slice(start, batch_size)
+
+
+def _apply_source(
+    con: Any,
+    projection: Projection,
+    table: str,
+    log: EventLog,
+    after: int,
+    until: int,
+    batch_size: int,
+    checkpoint: bool,
+    on_commit: OnCommit | None,
+) -> tuple[int, datetime | None]:
+    """Insert the log's events (after, until] into ``table``; a transaction per batch
+    when ``checkpoint`` (catch-up), else the caller's transaction (rebuild)."""
+    position, recorded = after, None
+    sql = _sql(projection, projection.batch_sql, table)
+    for batch in _batches(log, after, until, batch_size):
+        if batch.num_rows == 0:
+            continue
+        last = batch.num_rows - 1
+        position = int(batch.column("position")[last].as_py())
+        recorded = batch.column("recorded_at")[last].as_py()
+        con.register("batch", batch)
+        try:
+            if checkpoint:
+                con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                if checkpoint:
+                    con.execute(
+                        ADVANCE_CHECKPOINT,
+                        {"name": projection.name, "position": position, "recorded_at": recorded},
+                    )
+                    con.execute("COMMIT")
+            except BaseException:
+                if checkpoint:
+                    con.execute("ROLLBACK")
+                raise
+        finally:
+            con.unregister("batch")
+        if checkpoint and on_commit is not None:
+            on_commit(projection.name, position)
+    return position, recorded
+
+
+def _apply_derived(con: Any, projection: Projection, table: str, lo: int, hi: int) -> None:
+    """Bring ``table`` from ``lo`` to ``hi`` (inside the caller's transaction)."""
+    if lo == 0 or hi - lo > hi // 2:
+        con.execute(f"DELETE FROM {table}")  # noqa: S608 - a checked identifier
+        sql = _sql(projection, projection.full_sql, table)
+        con.execute(sql, _params(sql, lo, hi))
+        return
+    con.execute(TOUCHED, {"lo": lo, "hi": hi})
+    for statement in projection.incremental_sql:
+        sql = _sql(projection, statement, table)
+        con.execute(sql, _params(sql, lo, hi))
+
+
+def _install_macros_when_ready(con: Any) -> None:
+    """The as-of macros bind to their tables, so they follow the first install."""
+    present = checkpoints(con)
+    if ORDER_EVENTS.name in present and ORDER_STATES.name in present:
+        install_macros(con)
+
+
+def _count(con: Any, projection: Projection) -> int:
+    row = con.execute(f"SELECT count(*) FROM {projection.view}").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def _head(log: EventLog) -> tuple[int, datetime | None]:
+    head = log.head()
+    if head == 0:
+        return 0, None
+    last = log.read_all(after=head - 1, until=head, columns=["position", "recorded_at"])
+    return head, last.column("recorded_at")[0].as_py()
+
+
+def _lag_seconds(head_at: datetime | None, at: datetime | None, lag_events: int) -> float:
+    if lag_events <= 0 or head_at is None:
+        return 0.0
+    if at is None:
+        return 0.0
+    return max(0.0, (head_at - at).total_seconds())
+
+
+def _report(
+    con: Any,
+    log: EventLog,
+    projection: Projection,
+    before: int,
+    started: float,
+    rebuilt: bool,
+    applied: int,
+) -> ProjectionReport:
+    cp = checkpoints(con)[projection.name]
+    head, head_at = _head(log)
+    lag = max(0, head - cp.position)
+    return ProjectionReport(
+        name=projection.name,
+        code_version=projection.code_version,
+        from_position=before,
+        to_position=cp.position,
+        events_applied=applied,
+        rows=_count(con, projection),
+        duration_s=time.perf_counter() - started,
+        lag_events=lag,
+        lag_seconds=_lag_seconds(head_at, cp.recorded_at, lag),
+        rebuilt=rebuilt,
+        extra={"table": cp.table_name},
+    )
+
+
+def _rebuild_one(
+    con: Any, log: EventLog, projection: Projection, cp: Checkpoint, batch_size: int
+) -> tuple[int, int]:
+    """Build the next version beside the live one and switch readers in one transaction.
+
+    Returns (old position, new position).
+    """
+    build = cp.build + 1
+    table = _table_name(projection, build)
+    if projection.is_source:
+        hi = log.head()
+        recorded = None
+    else:
+        deps = checkpoints(con)
+        source = deps[projection.depends_on[0]]
+        hi, recorded = source.position, source.recorded_at
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(_sql(projection, projection.ddl, table))
+        if projection.is_source:
+            hi, recorded = _apply_source(
+                con, projection, table, log, 0, hi, batch_size, checkpoint=False, on_commit=None
+            )
+        else:
+            sql = _sql(projection, projection.full_sql, table)
+            con.execute(sql, _params(sql, 0, hi))
+        _point_view(con, projection, table)
+        con.execute(
+            UPSERT_CHECKPOINT,
+            {
+                "name": projection.name,
+                "code_version": projection.code_version,
+                "position": hi,
+                "recorded_at": recorded,
+                "table_name": table,
+                "build": build,
+            },
+        )
+        con.execute(f"DROP TABLE IF EXISTS {cp.table_name}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return cp.position, hi
+
+
+def _catch_up_one(
+    con: Any,
+    log: EventLog,
+    projection: Projection,
+    cp: Checkpoint,
+    until: int,
+    batch_size: int,
+    on_commit: OnCommit | None,
+) -> int:
+    """Apply (checkpoint, until] to one projection; returns the events (positions) applied."""
+    if projection.is_source:
+        end, _ = _apply_source(
+            con, projection, cp.table_name, log, cp.position, until, batch_size, True, on_commit
+        )
+        return max(0, end - cp.position)
+    source = checkpoints(con)[projection.depends_on[0]]
+    hi = source.position
+    if hi <= cp.position:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _apply_derived(con, projection, cp.table_name, cp.position, hi)
+        con.execute(
+            ADVANCE_CHECKPOINT,
+            {"name": projection.name, "position": hi, "recorded_at": source.recorded_at},
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if on_commit is not None:
+        on_commit(projection.name, hi)
+    return hi - cp.position
+
+
+def catch_up(
+    source: Source,
+    warehouse: Warehouse = None,
+    names: Sequence[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    rebuild_stale: bool = True,
+    on_commit: OnCommit | None = None,
+) -> list[ProjectionReport]:
+    """Apply the events after each checkpoint to the named projections (default: all).
+
+    Dependencies are caught up first. A stale projection (changed code version) is
+    rebuilt when ``rebuild_stale``, else StaleProjectionError is raised.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    chosen = select(names)
+    reports = []
+    with _session(source, warehouse) as (log, con):
+        until = log.head()
+        for projection in chosen:
+            started = time.perf_counter()
+            cp = checkpoints(con).get(projection.name) or _install(con, projection)
+            rebuilt = False
+            before = cp.position
+            applied = 0
+            if cp.code_version != projection.code_version:
+                if not rebuild_stale:
+                    raise StaleProjectionError(
+                        f"projection {projection.name} was built by code version "
+                        f"{cp.code_version}, the code is at {projection.code_version}; "
+                        "rebuild it ('ledgerlake project --rebuild --only "
+                        f"{projection.name}')"
+                    )
+                _, applied = _rebuild_one(con, log, projection, cp, batch_size)
+                rebuilt = True
+                cp = checkpoints(con)[projection.name]
+            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
+            reports.append(_report(con, log, projection, before, started, rebuilt, applied))
+        _install_macros_when_ready(con)
+    return reports
+
+
+def rebuild(
+    source: Source,
+    warehouse: Warehouse = None,
+    names: Sequence[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_commit: OnCommit | None = None,
+) -> list[ProjectionReport]:
+    """Rebuild the named projections (default: all) blue-green, then catch them up.
+
+    Only the named ones are rebuilt (``names=None``: all); their dependencies are
+    caught up first so the new version starts from a current source.
+    """
+    chosen = select(names)
+    targets = {p.name for p in chosen} if not names else set(names)
+    reports = []
+    with _session(source, warehouse) as (log, con):
+        until = log.head()
+        for projection in chosen:
+            started = time.perf_counter()
+            cp = checkpoints(con).get(projection.name) or _install(con, projection)
+            before = cp.position
+            applied = 0
+            rebuilt = projection.name in targets
+            if rebuilt:
+                _, applied = _rebuild_one(con, log, projection, cp, batch_size)
+                if on_commit is not None:
+                    on_commit(projection.name, checkpoints(con)[projection.name].position)
+                cp = checkpoints(con)[projection.name]
+            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
+            reports.append(_report(con, log, projection, before, started, rebuilt, applied))
+        _install_macros_when_ready(con)
+    return reports
+
+
+def lag(source: Source, warehouse: Warehouse = None) -> list[Lag]:
+    """How far each projection is behind the log (events and seconds), and staleness."""
+    log, own_log = _open_log(source)
+    own_con = warehouse is None
+    try:
+        con: Any = warehouse
+        stored: dict[str, Checkpoint] = {}
+        if own_con:
+            try:
+                con = connect(log, read_only=True)
+            except InvalidInputError:
+                con = None
+        if con is not None:
+            stored = checkpoints(con)
+        head, head_at = _head(log)
+        out = []
+        for p in PROJECTIONS:
+            cp = stored.get(p.name)
+            position = cp.position if cp else 0
+            events = max(0, head - position)
+            out.append(
+                Lag(
+                    name=p.name,
+                    code_version=p.code_version,
+                    stored_code_version=cp.code_version if cp else None,
+                    stale=bool(cp and cp.code_version != p.code_version),
+                    position=position,
+                    head=head,
+                    lag_events=events,
+                    lag_seconds=_lag_seconds(head_at, cp.recorded_at if cp else None, events),
+                    table_name=cp.table_name if cp else None,
+                    updated_at=cp.updated_at if cp else None,
+                )
+            )
+        return out
+    finally:
+        if own_con and con is not None:
+            con.close()
+        if own_log:
+            log.close()

@@ -1,0 +1,488 @@
+"""The analytics.* projections: typed events, orders, lines, payments, daily sales, customers.
+
+Every table is derived from ``analytics.order_events`` (one typed row per order event),
+which is derived from the log. The SQL is set-based; the incremental statements
+recompute only the orders (and the days and customers those orders touch) that have
+events in the new range, reading their whole history from ``analytics.order_events``,
+so back-dated events land where their ``occurred_at`` puts them.
+
+SQL placeholders: ``@TABLE@`` is the physical table being written (a name the runner
+builds from the projection name, never user input); ``$lo``/``$hi`` are bound
+positions; ``touched`` is a temporary table of the order ids with events in (lo, hi].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+
+def sql_file(name: str) -> str:
+    """The text of ``projections/sql/<name>``."""
+    return resources.files("projections").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+FOLD_CTES = sql_file("fold.sql")
+
+
+def fold_query(source: str, select: str) -> str:
+    """``WITH e AS (source), <the fold CTEs> <select>``: compose constant SQL fragments."""
+    return "WITH e AS (\n" + source + "\n),\n" + FOLD_CTES + "\n" + select
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A name (= table, checkpoint key, asset name), a code version and its SQL.
+
+    ``full_sql`` fills an empty table from every event up to ``$hi``; ``incremental_sql``
+    brings a filled table from ``$lo`` to ``$hi`` (run in order, in one transaction).
+    The source projection (``order_events``) has ``batch_sql`` instead: it inserts the
+    Arrow ``batch`` registered by the runner.
+    """
+
+    name: str
+    schema: str
+    code_version: str
+    description: str
+    ddl: str
+    full_sql: str = ""
+    incremental_sql: tuple[str, ...] = ()
+    batch_sql: str = ""
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def view(self) -> str:
+        """The stable name readers query: ``schema.name``."""
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def is_source(self) -> bool:
+        """True for the projection fed straight from the log."""
+        return bool(self.batch_sql)
+
+
+# --- analytics.order_events ----------------------------------------------------------------
+
+PAYLOAD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("customer_id", "VARCHAR"),
+    ("customer_name", "VARCHAR"),
+    ("customer_email", "VARCHAR"),
+    ("currency", "VARCHAR"),
+    ("channel", "VARCHAR"),
+    ("sku", "VARCHAR"),
+    ("product_name", "VARCHAR"),
+    ("quantity", "BIGINT"),
+    ("unit_price_cents", "BIGINT"),
+    ("code", "VARCHAR"),
+    ("amount_cents", "BIGINT"),
+    ("recipient", "VARCHAR"),
+    ("street", "VARCHAR"),
+    ("city", "VARCHAR"),
+    ("postal_code", "VARCHAR"),
+    ("country", "VARCHAR"),
+    ("payment_id", "VARCHAR"),
+    ("method", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("carrier", "VARCHAR"),
+    ("tracking_number", "VARCHAR"),
+    ("author", "VARCHAR"),
+    ("note", "VARCHAR"),
+)
+METADATA_FIELDS: tuple[str, ...] = (
+    "actor",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "source",
+    "command",
+)
+
+ORDER_EVENTS_DDL = """
+CREATE TABLE @TABLE@ (
+    position BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    event_id VARCHAR NOT NULL,
+    event_type VARCHAR NOT NULL,
+    schema_version SMALLINT NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    customer_id VARCHAR, customer_name VARCHAR, customer_email VARCHAR, currency VARCHAR,
+    channel VARCHAR, sku VARCHAR, product_name VARCHAR, quantity BIGINT,
+    unit_price_cents BIGINT, code VARCHAR, amount_cents BIGINT, recipient VARCHAR,
+    street VARCHAR, city VARCHAR, postal_code VARCHAR, country VARCHAR, payment_id VARCHAR,
+    method VARCHAR, reason VARCHAR, carrier VARCHAR, tracking_number VARCHAR, author VARCHAR,
+    note VARCHAR,
+    actor VARCHAR, command_id VARCHAR, correlation_id VARCHAR, causation_id VARCHAR,
+    source VARCHAR, command VARCHAR
+)
+"""
+
+ORDER_EVENTS_BATCH_SQL = """
+INSERT INTO @TABLE@
+SELECT
+    position, stream_id, version, event_id, event_type::VARCHAR, schema_version,
+    occurred_at, recorded_at,
+    p.customer_id, p.customer_name, p.customer_email, p.currency, p.channel, p.sku,
+    p.product_name, p.quantity, p.unit_price_cents, p.code, p.amount_cents, p.recipient,
+    p.street, p.city, p.postal_code, p.country, p.payment_id, p.method, p.reason, p.carrier,
+    p.tracking_number, p.author, p.note,
+    m.actor, m.command_id, m.correlation_id, m.causation_id, m.source, m.command
+FROM (
+    SELECT *,
+        json_transform(payload, '{"customer_id":"VARCHAR","customer_name":"VARCHAR",
+            "customer_email":"VARCHAR","currency":"VARCHAR","channel":"VARCHAR",
+            "sku":"VARCHAR","product_name":"VARCHAR","quantity":"BIGINT",
+            "unit_price_cents":"BIGINT","code":"VARCHAR","amount_cents":"BIGINT",
+            "recipient":"VARCHAR","street":"VARCHAR","city":"VARCHAR","postal_code":"VARCHAR",
+            "country":"VARCHAR","payment_id":"VARCHAR","method":"VARCHAR","reason":"VARCHAR",
+            "carrier":"VARCHAR","tracking_number":"VARCHAR","author":"VARCHAR",
+            "note":"VARCHAR"}') AS p,
+        json_transform(metadata, '{"actor":"VARCHAR","command_id":"VARCHAR",
+            "correlation_id":"VARCHAR","causation_id":"VARCHAR","source":"VARCHAR",
+            "command":"VARCHAR"}') AS m
+    FROM batch
+    WHERE stream_type::VARCHAR = 'order'
+)
+"""
+
+# The order histories a derived projection reads: all of them, or the touched orders'.
+SOURCE_ALL = "SELECT * FROM analytics.order_events WHERE position <= $hi"
+SOURCE_TOUCHED = (
+    "SELECT * FROM analytics.order_events WHERE position <= $hi "
+    "AND order_id IN (SELECT order_id FROM touched)"
+)
+DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id FROM touched)"
+
+# --- analytics.orders ----------------------------------------------------------------------
+
+ORDERS_DDL = """
+CREATE TABLE @TABLE@ (
+    order_id VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    currency VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    item_count BIGINT NOT NULL,
+    subtotal_cents BIGINT NOT NULL,
+    discount_cents BIGINT NOT NULL,
+    total_cents BIGINT NOT NULL,
+    authorized_cents BIGINT NOT NULL,
+    captured_cents BIGINT NOT NULL,
+    refunded_cents BIGINT NOT NULL,
+    payment_failures BIGINT NOT NULL,
+    shipping_city VARCHAR,
+    shipping_country VARCHAR,
+    carrier VARCHAR,
+    note_count BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    last_event_type VARCHAR NOT NULL,
+    customer_name VARCHAR NOT NULL,
+    customer_email VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,
+    tracking_number VARCHAR,
+    created_at TIMESTAMPTZ,
+    paid_at TIMESTAMPTZ,
+    shipped_at TIMESTAMPTZ,
+    delivered_at TIMESTAMPTZ,
+    cancelled_at TIMESTAMPTZ,
+    last_occurred_at TIMESTAMPTZ NOT NULL,
+    last_recorded_at TIMESTAMPTZ NOT NULL,
+    last_position BIGINT NOT NULL
+)
+"""
+
+ORDERS_SELECT = """
+SELECT
+    order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
+    total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
+    shipping_city, shipping_country, carrier, note_count, version, last_event_type,
+    customer_name, customer_email, channel, tracking_number,
+    created_at, paid_at, shipped_at, delivered_at, cancelled_at,
+    valid_from AS last_occurred_at, last_recorded_at, last_position
+FROM (
+    SELECT *,
+        min(CASE WHEN status = 'paid' THEN valid_from END) OVER o AS paid_at,
+        max(recorded_at) OVER o AS last_recorded_at,
+        max(position) OVER o AS last_position
+    FROM states
+    WINDOW o AS (PARTITION BY order_id)
+)
+WHERE valid_to IS NULL
+"""
+
+
+def _insert(select: str) -> str:
+    return "INSERT INTO @TABLE@\n" + select
+
+
+ORDERS = Projection(
+    name="orders",
+    schema="analytics",
+    code_version="1",
+    description="Current state of every order (fold in (occurred_at, version) order).",
+    ddl=ORDERS_DDL,
+    full_sql=_insert(fold_query(SOURCE_ALL, ORDERS_SELECT)),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, _insert(fold_query(SOURCE_TOUCHED, ORDERS_SELECT))),
+    depends_on=("order_events",),
+)
+
+# --- analytics.order_lines -----------------------------------------------------------------
+
+ORDER_LINES_DDL = """
+CREATE TABLE @TABLE@ (
+    order_id VARCHAR NOT NULL,
+    sku VARCHAR NOT NULL,
+    product_name VARCHAR NOT NULL,
+    quantity BIGINT NOT NULL,
+    unit_price_cents BIGINT NOT NULL,
+    line_total_cents BIGINT NOT NULL,
+    first_added_at TIMESTAMPTZ NOT NULL,
+    last_changed_at TIMESTAMPTZ NOT NULL
+)
+"""
+
+# A line's quantity is the running sum of adds and removals clamped at zero (evolve drops
+# a line that reaches zero); its name and price are those of the latest ItemAdded.
+ORDER_LINES_SELECT = """
+SELECT order_id, sku, product_name, quantity, unit_price_cents,
+       quantity * unit_price_cents AS line_total_cents, first_added_at, last_changed_at
+FROM (
+    SELECT
+        order_id, sku,
+        arg_max(qsum, n) - least(0, min(qsum)) AS quantity,
+        arg_max(product_name, n) FILTER (WHERE event_type = 'ItemAdded') AS product_name,
+        arg_max(unit_price_cents, n) FILTER (WHERE event_type = 'ItemAdded') AS unit_price_cents,
+        min(occurred_at) FILTER (WHERE event_type = 'ItemAdded') AS first_added_at,
+        max(occurred_at) AS last_changed_at
+    FROM (
+        SELECT *,
+            sum(CASE event_type WHEN 'ItemAdded' THEN quantity ELSE -quantity END) OVER ws AS qsum,
+            row_number() OVER ws AS n
+        FROM e
+        WHERE event_type IN ('ItemAdded', 'ItemRemoved')
+        WINDOW ws AS (PARTITION BY order_id, sku ORDER BY occurred_at, version
+                      ROWS UNBOUNDED PRECEDING)
+    )
+    GROUP BY order_id, sku
+)
+WHERE quantity > 0
+"""
+
+
+def _plain(source: str, select: str) -> str:
+    return "WITH e AS (\n" + source + "\n)\n" + select
+
+
+ORDER_LINES = Projection(
+    name="order_lines",
+    schema="analytics",
+    code_version="1",
+    description="The cart lines of every order as they stand now.",
+    ddl=ORDER_LINES_DDL,
+    full_sql=_insert(_plain(SOURCE_ALL, ORDER_LINES_SELECT)),
+    incremental_sql=(
+        DELETE_TOUCHED_ORDERS,
+        _insert(_plain(SOURCE_TOUCHED, ORDER_LINES_SELECT)),
+    ),
+    depends_on=("order_events",),
+)
+
+# --- analytics.payments --------------------------------------------------------------------
+
+PAYMENTS_DDL = """
+CREATE TABLE @TABLE@ (
+    order_id VARCHAR NOT NULL,
+    payment_id VARCHAR NOT NULL,
+    currency VARCHAR NOT NULL,
+    method VARCHAR,
+    authorized_cents BIGINT NOT NULL,
+    captured_cents BIGINT NOT NULL,
+    failed BOOLEAN NOT NULL,
+    failure_reason VARCHAR,
+    authorized_at TIMESTAMPTZ,
+    captured_at TIMESTAMPTZ,
+    failed_at TIMESTAMPTZ
+)
+"""
+
+PAYMENTS_SELECT = """
+SELECT
+    p.order_id, p.payment_id, coalesce(c.currency, '') AS currency,
+    arg_max(p.method, (p.occurred_at, p.version)) FILTER (WHERE p.event_type = 'PaymentAuthorized')
+        AS method,
+    coalesce(sum(p.amount_cents) FILTER (WHERE p.event_type = 'PaymentAuthorized'), 0)
+        AS authorized_cents,
+    coalesce(sum(p.amount_cents) FILTER (WHERE p.event_type = 'PaymentCaptured'), 0)
+        AS captured_cents,
+    bool_or(p.event_type = 'PaymentFailed') AS failed,
+    arg_max(p.reason, (p.occurred_at, p.version)) FILTER (WHERE p.event_type = 'PaymentFailed')
+        AS failure_reason,
+    min(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentAuthorized') AS authorized_at,
+    max(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentCaptured') AS captured_at,
+    min(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentFailed') AS failed_at
+FROM e AS p
+LEFT JOIN (
+    SELECT order_id, arg_max(currency, (occurred_at, version)) AS currency
+    FROM e WHERE event_type = 'OrderCreated' GROUP BY order_id
+) AS c USING (order_id)
+WHERE p.event_type IN ('PaymentAuthorized', 'PaymentCaptured', 'PaymentFailed')
+GROUP BY p.order_id, p.payment_id, c.currency
+"""
+
+PAYMENTS = Projection(
+    name="payments",
+    schema="analytics",
+    code_version="1",
+    description="One row per payment of an order: authorized, captured, failed.",
+    ddl=PAYMENTS_DDL,
+    full_sql=_insert(_plain(SOURCE_ALL, PAYMENTS_SELECT)),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, _insert(_plain(SOURCE_TOUCHED, PAYMENTS_SELECT))),
+    depends_on=("order_events",),
+)
+
+# --- analytics.daily_sales -----------------------------------------------------------------
+
+DAILY_SALES_DDL = """
+CREATE TABLE @TABLE@ (
+    day DATE NOT NULL,
+    currency VARCHAR NOT NULL,
+    orders_created BIGINT NOT NULL,
+    orders_paid BIGINT NOT NULL,
+    orders_cancelled BIGINT NOT NULL,
+    gross_revenue_cents BIGINT NOT NULL,
+    refunds_cents BIGINT NOT NULL,
+    net_revenue_cents BIGINT NOT NULL,
+    average_order_value_cents BIGINT
+)
+"""
+
+# Days are UTC dates of occurred_at. @DAYS@ is a filter on `day`: everything, or the days
+# of any event of a touched order (an order's facts can only sit on its events' days).
+DAILY_SALES_SELECT = """
+WITH facts AS (
+    SELECT created_at::DATE AS day, currency, 1 AS created, 0 AS paid, 0 AS cancelled,
+           0 AS gross, 0 AS refunds, 0 AS paid_total
+    FROM analytics.orders WHERE created_at IS NOT NULL
+    UNION ALL
+    SELECT paid_at::DATE, currency, 0, 1, 0, 0, 0, total_cents
+    FROM analytics.orders WHERE paid_at IS NOT NULL
+    UNION ALL
+    SELECT cancelled_at::DATE, currency, 0, 0, 1, 0, 0, 0
+    FROM analytics.orders WHERE cancelled_at IS NOT NULL
+    UNION ALL
+    SELECT ev.occurred_at::DATE, o.currency, 0, 0, 0,
+           CASE WHEN ev.event_type = 'PaymentCaptured' THEN ev.amount_cents ELSE 0 END,
+           CASE WHEN ev.event_type = 'RefundIssued' THEN ev.amount_cents ELSE 0 END, 0
+    FROM analytics.order_events AS ev JOIN analytics.orders AS o USING (order_id)
+    WHERE ev.event_type IN ('PaymentCaptured', 'RefundIssued') AND ev.position <= $hi
+)
+SELECT
+    day, currency,
+    sum(created) AS orders_created,
+    sum(paid) AS orders_paid,
+    sum(cancelled) AS orders_cancelled,
+    sum(gross) AS gross_revenue_cents,
+    sum(refunds) AS refunds_cents,
+    sum(gross) - sum(refunds) AS net_revenue_cents,
+    CASE WHEN sum(paid) > 0 THEN (sum(paid_total) + sum(paid) // 2) // sum(paid) END
+        AS average_order_value_cents
+FROM facts
+WHERE @DAYS@
+GROUP BY day, currency
+"""
+
+TOUCHED_DAYS = """
+CREATE OR REPLACE TEMP TABLE touched_days AS
+SELECT DISTINCT occurred_at::DATE AS day FROM analytics.order_events
+WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
+"""
+
+DAILY_SALES = Projection(
+    name="daily_sales",
+    schema="analytics",
+    code_version="1",
+    description="Per UTC day and currency: orders created/paid/cancelled, revenue, refunds.",
+    ddl=DAILY_SALES_DDL,
+    full_sql=_insert(DAILY_SALES_SELECT.replace("@DAYS@", "true")),
+    incremental_sql=(
+        TOUCHED_DAYS,
+        "DELETE FROM @TABLE@ WHERE day IN (SELECT day FROM touched_days)",
+        _insert(DAILY_SALES_SELECT.replace("@DAYS@", "day IN (SELECT day FROM touched_days)")),
+    ),
+    depends_on=("order_events", "orders"),
+)
+
+# --- analytics.customers -------------------------------------------------------------------
+
+CUSTOMERS_DDL = """
+CREATE TABLE @TABLE@ (
+    customer_id VARCHAR NOT NULL,
+    currency VARCHAR NOT NULL,
+    customer_name VARCHAR NOT NULL,
+    customer_email VARCHAR NOT NULL,
+    orders BIGINT NOT NULL,
+    orders_paid BIGINT NOT NULL,
+    orders_cancelled BIGINT NOT NULL,
+    captured_cents BIGINT NOT NULL,
+    refunded_cents BIGINT NOT NULL,
+    lifetime_value_cents BIGINT NOT NULL,
+    refund_rate DOUBLE,
+    first_order_at TIMESTAMPTZ,
+    last_order_at TIMESTAMPTZ
+)
+"""
+
+CUSTOMERS_SELECT = """
+SELECT
+    customer_id, currency,
+    arg_max(customer_name, (created_at, order_id)) AS customer_name,
+    arg_max(customer_email, (created_at, order_id)) AS customer_email,
+    count(*) AS orders,
+    count(paid_at) AS orders_paid,
+    count(*) FILTER (WHERE status = 'cancelled') AS orders_cancelled,
+    sum(captured_cents) AS captured_cents,
+    sum(refunded_cents) AS refunded_cents,
+    sum(captured_cents) - sum(refunded_cents) AS lifetime_value_cents,
+    CASE WHEN sum(captured_cents) > 0
+         THEN sum(refunded_cents)::DOUBLE / sum(captured_cents) END AS refund_rate,
+    min(created_at) AS first_order_at,
+    max(created_at) AS last_order_at
+FROM analytics.orders
+WHERE customer_id <> '' AND @CUSTOMERS@
+GROUP BY customer_id, currency
+"""
+
+TOUCHED_CUSTOMERS = """
+CREATE OR REPLACE TEMP TABLE touched_customers AS
+SELECT DISTINCT customer_id FROM analytics.order_events
+WHERE position <= $hi AND event_type = 'OrderCreated'
+  AND order_id IN (SELECT order_id FROM touched)
+"""
+
+CUSTOMERS = Projection(
+    name="customers",
+    schema="analytics",
+    code_version="1",
+    description="Per customer and currency: orders, lifetime value, refund rate, first/last order.",
+    ddl=CUSTOMERS_DDL,
+    full_sql=_insert(CUSTOMERS_SELECT.replace("@CUSTOMERS@", "true")),
+    incremental_sql=(
+        TOUCHED_CUSTOMERS,
+        "DELETE FROM @TABLE@ WHERE customer_id IN (SELECT customer_id FROM touched_customers)",
+        _insert(
+            CUSTOMERS_SELECT.replace(
+                "@CUSTOMERS@", "customer_id IN (SELECT customer_id FROM touched_customers)"
+            )
+        ),
+    ),
+    depends_on=("order_events", "orders"),
+)
+
+ORDER_EVENTS = Projection(
+    name="order_events",
+    schema="analytics",
+    code_version="1",
+    description="One typed row per order event: payload fields and audit metadata as columns.",
+    ddl=ORDER_EVENTS_DDL,
+    batch_sql=ORDER_EVENTS_BATCH_SQL,
+)

@@ -1,0 +1,194 @@
+"""Bitemporal order states: ``temporal.order_states``, the ``orders_as_of`` macros, ``state_as_of``.
+
+DESIGN.md "Time": the state as of T is the fold, in (occurred_at, version) order, of the
+order's events with ``occurred_at <= T``; as known at K it also needs ``recorded_at <= K``.
+No qualifying event: the order did not exist then (None).
+
+``temporal.order_states`` holds the valid-time history as known now: one row per event
+with the state after it, ``valid_from`` = its occurred_at, ``valid_to`` = the next
+event's occurred_at (NULL for the current state). Events sharing an occurred_at leave
+empty ``[t, t)`` intervals, so exactly one row matches any T. Bitemporal questions fold
+the flattened events of ``analytics.order_events`` with the same SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from eventlog.envelope import parse_time, utc, validate_stream_id
+from eventlog.errors import InvalidInputError
+from eventlog.log import EventLog
+from eventlog.orders.decider import PUBLIC_FIELDS
+from projections.tables import (
+    DELETE_TOUCHED_ORDERS,
+    SOURCE_ALL,
+    SOURCE_TOUCHED,
+    Projection,
+    fold_query,
+)
+from projections.warehouse import connect
+
+# The public fields of DESIGN.md's order state, in eventlog.orders.decider.PUBLIC_FIELDS order.
+STATE_COLUMNS = (
+    "order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents, "
+    "total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures, "
+    "shipping_city, shipping_country, carrier, note_count, version, last_event_type"
+)
+assert STATE_COLUMNS.split(", ") == list(PUBLIC_FIELDS), "order state fields changed"
+
+ORDER_STATES_DDL = """
+CREATE TABLE @TABLE@ (
+    order_id VARCHAR NOT NULL,
+    valid_from TIMESTAMPTZ NOT NULL,
+    valid_to TIMESTAMPTZ,
+    customer_id VARCHAR NOT NULL,
+    currency VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    item_count BIGINT NOT NULL,
+    subtotal_cents BIGINT NOT NULL,
+    discount_cents BIGINT NOT NULL,
+    total_cents BIGINT NOT NULL,
+    authorized_cents BIGINT NOT NULL,
+    captured_cents BIGINT NOT NULL,
+    refunded_cents BIGINT NOT NULL,
+    payment_failures BIGINT NOT NULL,
+    shipping_city VARCHAR,
+    shipping_country VARCHAR,
+    carrier VARCHAR,
+    note_count BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    last_event_type VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    position BIGINT NOT NULL
+)
+"""
+
+ORDER_STATES_SELECT = """
+SELECT order_id, valid_from, valid_to, customer_id, currency, status, item_count,
+    subtotal_cents, discount_cents, total_cents, authorized_cents, captured_cents,
+    refunded_cents, payment_failures, shipping_city, shipping_country, carrier, note_count,
+    version, last_event_type, recorded_at, position
+FROM states
+"""
+
+ORDER_STATES = Projection(
+    name="order_states",
+    schema="temporal",
+    code_version="1",
+    description="Valid-time history of every order as known now: one row per state.",
+    ddl=ORDER_STATES_DDL,
+    full_sql="INSERT INTO @TABLE@\n" + fold_query(SOURCE_ALL, ORDER_STATES_SELECT),
+    incremental_sql=(
+        DELETE_TOUCHED_ORDERS,
+        "INSERT INTO @TABLE@\n" + fold_query(SOURCE_TOUCHED, ORDER_STATES_SELECT),
+    ),
+    depends_on=("order_events",),
+)
+
+# Every order's state at a valid time (as known now), and at a valid time as known at K.
+_AS_OF_KNOWN_BODY = fold_query(
+    "SELECT * FROM analytics.order_events WHERE occurred_at <= as_of AND recorded_at <= known_at",
+    """
+    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
+        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
+        shipping_city, shipping_country, carrier, note_count, version, last_event_type,
+        valid_from
+    FROM states WHERE valid_to IS NULL
+    """,
+)
+AS_OF_MACROS = """
+CREATE OR REPLACE MACRO temporal.orders_as_of(as_of) AS TABLE
+    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
+        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
+        shipping_city, shipping_country, carrier, note_count, version, last_event_type,
+        valid_from
+    FROM temporal.order_states
+    WHERE valid_from <= as_of AND (valid_to IS NULL OR valid_to > as_of),
+(as_of, known_at) AS TABLE
+@KNOWN_BODY@
+""".replace("@KNOWN_BODY@", _AS_OF_KNOWN_BODY)
+
+STATE_AS_OF_KNOWN = fold_query(
+    "SELECT * FROM analytics.order_events WHERE order_id = $order_id "
+    "AND occurred_at <= $as_of AND recorded_at <= $known_at",
+    """
+    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
+        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
+        shipping_city, shipping_country, carrier, note_count, version, last_event_type
+    FROM states WHERE valid_to IS NULL
+    """,
+)
+
+STATE_AS_OF = """
+SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
+    total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
+    shipping_city, shipping_country, carrier, note_count, version, last_event_type
+FROM temporal.order_states
+WHERE order_id = $order_id AND valid_from <= $as_of AND (valid_to IS NULL OR valid_to > $as_of)
+"""
+
+ORDERS_AS_OF = "SELECT * FROM temporal.orders_as_of($as_of) ORDER BY order_id"
+ORDERS_AS_OF_KNOWN = "SELECT * FROM temporal.orders_as_of($as_of, $known_at) ORDER BY order_id"
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create or replace the ``temporal.orders_as_of`` table macros."""
+    con.execute(AS_OF_MACROS)
+
+
+def as_time(value: datetime | str, what: str) -> datetime:
+    """A UTC-aware datetime from a datetime or ISO 8601 text; InvalidInputError otherwise."""
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{what}: {exc}") from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{what} must be a datetime or ISO 8601 text, got {value!r}")
+    return utc(value)
+
+
+def state_as_of(
+    source: Path | EventLog | duckdb.DuckDBPyConnection,
+    order_id: str,
+    at: datetime | str,
+    known_at: datetime | str | None = None,
+) -> dict[str, Any] | None:
+    """The order's public state fields as of ``at`` (as known at ``known_at``), or None.
+
+    None means no event qualifies: the order did not exist then (as far as was known).
+    """
+    validate_stream_id(order_id)
+    as_of = as_time(at, "as-of time")
+    known = as_time(known_at, "known-at time") if known_at is not None else None
+    own = not isinstance(source, duckdb.DuckDBPyConnection)
+    con = (
+        source if isinstance(source, duckdb.DuckDBPyConnection) else connect(source, read_only=True)
+    )
+    try:
+        if known is None:
+            row = con.execute(STATE_AS_OF, {"order_id": order_id, "as_of": as_of}).fetchone()
+        else:
+            params = {"order_id": order_id, "as_of": as_of, "known_at": known}
+            row = con.execute(STATE_AS_OF_KNOWN, params).fetchone()
+    finally:
+        if own:
+            con.close()
+    if row is None:
+        return None
+    return dict(zip(PUBLIC_FIELDS, row, strict=True))
+
+
+def orders_as_of(
+    con: duckdb.DuckDBPyConnection, at: datetime | str, known_at: datetime | str | None = None
+) -> Any:
+    """Every order's state as of ``at`` (as known at ``known_at``), as an Arrow table."""
+    as_of = as_time(at, "as-of time")
+    if known_at is None:
+        return con.sql(ORDERS_AS_OF, params={"as_of": as_of}).to_arrow_table()
+    known = as_time(known_at, "known-at time")
+    return con.sql(ORDERS_AS_OF_KNOWN, params={"as_of": as_of, "known_at": known}).to_arrow_table()

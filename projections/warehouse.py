@@ -1,0 +1,176 @@
+"""The DuckDB warehouse of a lake: ``<lake>/warehouse.duckdb``, its schemas and checkpoints.
+
+Concurrency (see docs/projections.md): DuckDB lets one process open the file for
+writing, or any number of processes open it read-only, never both at once. Writers
+(the projection runner) hold the file only for the length of one run; ``connect``
+retries a locked file for ``timeout_s`` before raising ``WarehouseBusyError``.
+Inside the writer's own process, readers take ``con.cursor()`` and get DuckDB's
+snapshot isolation: they see the last committed state, never a half-applied batch.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from eventlog.errors import InvalidInputError, LedgerLakeError
+from eventlog.log import EventLog
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+SCHEMAS = ("analytics", "temporal", "meta")
+
+CREATE_SCHEMAS = """
+CREATE SCHEMA IF NOT EXISTS analytics;
+CREATE SCHEMA IF NOT EXISTS temporal;
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE TABLE IF NOT EXISTS meta.checkpoints (
+    name VARCHAR PRIMARY KEY,
+    code_version VARCHAR NOT NULL,
+    position BIGINT NOT NULL,
+    recorded_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ NOT NULL,
+    table_name VARCHAR NOT NULL,
+    build INTEGER NOT NULL
+);
+"""
+
+SELECT_CHECKPOINTS = """
+SELECT name, code_version, position, recorded_at, updated_at, table_name, build
+FROM meta.checkpoints ORDER BY name
+"""
+
+UPSERT_CHECKPOINT = """
+INSERT OR REPLACE INTO meta.checkpoints
+    (name, code_version, position, recorded_at, updated_at, table_name, build)
+VALUES ($name, $code_version, $position, $recorded_at, now(), $table_name, $build)
+"""
+
+ADVANCE_CHECKPOINT = """
+UPDATE meta.checkpoints SET position = $position, recorded_at = $recorded_at, updated_at = now()
+WHERE name = $name
+"""
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_LOCKED = ("Could not set lock", "Conflicting lock")
+
+
+class WarehouseBusyError(LedgerLakeError):
+    """Another process holds the warehouse file in a conflicting mode; try again later."""
+
+    exit_code = 3
+
+
+class WarehouseNotFoundError(InvalidInputError):
+    """There is no warehouse yet; run ``ledgerlake project`` first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """How far one projection has applied the log, with which code, into which table."""
+
+    name: str
+    code_version: str
+    position: int
+    recorded_at: datetime | None
+    updated_at: datetime
+    table_name: str
+    build: int
+
+
+def warehouse_path(lake: Path | EventLog) -> Path:
+    """``<lake>/warehouse.duckdb``."""
+    root = lake.root if isinstance(lake, EventLog) else Path(lake)
+    return root / WAREHOUSE_FILE
+
+
+def identifier(name: str) -> str:
+    """A table/schema name checked to be a plain lower-case SQL identifier (never user input)."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise InvalidInputError(
+            f"{name!r} is not a valid projection identifier; expected [a-z_0-9]"
+        )
+    return name
+
+
+def connect(
+    lake: Path | EventLog, *, read_only: bool = False, timeout_s: float = 10.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the lake's warehouse (UTC session); waits up to ``timeout_s`` while it is locked.
+
+    A read-only open of a warehouse that does not exist raises WarehouseNotFoundError.
+    """
+    path = warehouse_path(lake)
+    if read_only and not path.exists():
+        raise WarehouseNotFoundError(f"no warehouse at {path}; build it with 'ledgerlake project'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not any(marker in str(exc) for marker in _LOCKED):
+                raise
+            if time.monotonic() >= deadline:
+                mode = "read" if read_only else "write"
+                raise WarehouseBusyError(
+                    f"cannot open {path} to {mode}: another process holds it "
+                    f"(waited {timeout_s:g}s); a projection run may be in progress, retry later"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        con.execute(CREATE_SCHEMAS)
+    return con
+
+
+def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, Checkpoint]:
+    """Every projection's checkpoint, by name (empty before the first run)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+        "AND table_name = 'checkpoints'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return {}
+    rows = con.execute(SELECT_CHECKPOINTS).fetchall()
+    return {row[0]: Checkpoint(*row) for row in rows}
+
+
+def events_relation(con: duckdb.DuckDBPyConnection, log: EventLog) -> duckdb.DuckDBPyRelation:
+    """The log as one DuckDB relation: the live Parquet parts plus the SQLite tail rows.
+
+    A snapshot taken now: the tail rows are copied in as Arrow, the parts are read
+    when the relation runs. Call again to see newer events.
+    """
+    with log.tail.snapshot():
+        sealed = log.sealed_head()
+        parts = [str(p) for p in log.live_parts()]
+        tail = log.read_all(after=sealed)
+    tail = _plain_strings(tail)
+    tail_rel = con.from_arrow(tail)
+    if not parts:
+        return tail_rel
+    parts_rel = con.read_parquet(parts, hive_partitioning=False).filter(
+        f"position <= {int(sealed)}"
+    )
+    cols = ", ".join(tail.column_names)
+    return parts_rel.select(cols).union(tail_rel.select(cols))
+
+
+def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+    """Create (or refresh) the temporary view ``events``: the whole log, parts and tail."""
+    events_relation(con, log).create_view("events", replace=True)
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain strings, so the tail unions with the Parquet parts."""
+    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.Table.from_arrays(cols, names=table.column_names)
