@@ -140,7 +140,7 @@ def _query(
         if hybrid
         else tbl.search(vector, query_type="vector")
     )
-    q = q.distance_type("cosine").nprobes(NPROBES).refine_factor(REFINE_FACTOR).limit(limit)
+    q = q.distance_type("cosine").nprobes(NPROBES).refine_factor(REFINE_FACTOR).ef(EF).limit(limit)
     if where:
         q = q.where(where, prefilter=True)
     rows: list[dict[str, Any]] = q.to_arrow().drop_columns(["vector"]).to_pylist()
