@@ -141,6 +141,7 @@ def handle_many(
         results: list[HandleResult[S] | None] = [None] * len(commands)
         states: dict[str, tuple[int, S]] = {}
         pending: list[tuple[int, AppendRequest]] = []
+        pending_streams: set[str] = set()
         for i, (stream_id, command) in enumerate(commands):
             cid = ids[i]
             if cid is not None:
@@ -167,7 +168,8 @@ def handle_many(
             if cid is not None:
                 meta["command_id"] = cid
             meta.setdefault("command", type(command).__name__)
-            first_in_batch = all(p[1].stream_id != stream_id for p in pending)
+            first_in_batch = stream_id not in pending_streams
+            pending_streams.add(stream_id)
             expected: ExpectedVersion = version if first_in_batch else ANY
             if expected_version is not None and first_in_batch:
                 expected = expected_version

@@ -554,14 +554,19 @@ def decide(command: OrderCommand, state: OrderState) -> list[OrderEvent]:
 # --- state as JSON ------------------------------------------------------------------------
 
 
+def _flat(value: Any) -> dict[str, Any]:
+    """A flat slotted dataclass as a dict (shallow: its fields are str/int/bool/None)."""
+    return {name: getattr(value, name) for name in _FIELD_NAMES[type(value)]}
+
+
 def state_to_json(state: OrderState) -> dict[str, Any]:
     """The state as a JSON-ready dict (lines, payments and address as nested objects)."""
-    data = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-    data["lines"] = [dataclasses.asdict(line) for line in state.lines]
-    data["payments"] = [dataclasses.asdict(p) for p in state.payments]
+    data = {name: getattr(state, name) for name in _FIELD_NAMES[OrderState]}
+    data["lines"] = [_flat(line) for line in state.lines]
+    data["payments"] = [_flat(p) for p in state.payments]
     data["discount_codes"] = list(state.discount_codes)
     address = state.shipping_address
-    data["shipping_address"] = None if address is None else dataclasses.asdict(address)
+    data["shipping_address"] = None if address is None else _flat(address)
     return data
 
 
@@ -581,6 +586,11 @@ def state_from_json(data: dict[str, Any]) -> OrderState:
     except (KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"stored order state cannot be read back: {exc}") from None
 
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (OrderState, Line, Payment, Address)
+}
 
 ORDER_DECIDER: Decider[OrderCommand, OrderEvent, OrderState] = Decider(
     decide=decide,
