@@ -70,14 +70,14 @@ def load_model(model_path: str, device: str) -> Any:
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"  # local disk only, never the network
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
-
             if not Path(model_path).is_dir():
                 raise InvalidInputError(
                     f"model path {model_path} is not a directory holding a sentence-transformers model"
                 )
+            os.environ["HF_HUB_OFFLINE"] = "1"  # local disk only, never the network
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
             model = SentenceTransformer(
                 model_path, device=device, local_files_only=True, trust_remote_code=False
             )

@@ -16,7 +16,6 @@ the orders those events touched whose text changed.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -477,16 +476,14 @@ def ensure_indexes(tbl: Any, *, index_threshold: int = INDEX_THRESHOLD) -> list[
 
 
 def _lag(log: EventLog, position: int, recorded: datetime | None) -> tuple[int, float]:
+    """(events, seconds) between the checkpoint and the log head."""
     head = log.head()
     if head <= position:
         return 0, 0.0
     head_rec = log.events_at([head])
-    seconds = 0.0
-    if head_rec and recorded is not None:
-        seconds = max(0.0, (head_rec[0].recorded_at - recorded).total_seconds())
-    elif head_rec:
-        seconds = float("nan")
-    return head - position, 0.0 if math.isnan(seconds) else seconds
+    if not head_rec or recorded is None:
+        return head - position, 0.0
+    return head - position, max(0.0, (head_rec[0].recorded_at - recorded).total_seconds())
 
 
 def _project(

@@ -43,7 +43,7 @@ def test_embedder_for_recorded_hashing_model() -> None:
     assert embedder_for("hashing-12", 12).dimension == 12
 
 
-def test_missing_model_path_is_bad_input(tmp_path: object) -> None:
+def test_missing_model_path_is_bad_input() -> None:
     with pytest.raises(InvalidInputError, match="not a directory"):
         load_model("/nonexistent/model", "cpu")
 
