@@ -72,7 +72,9 @@ def head_read(instance: dg.DagsterInstance, name: str) -> int | None:
 
 
 def warehouse_position(warehouse: WarehouseResource, name: str) -> int:
-    """The checkpoint of a DuckDB projection (0 when it was never built)."""
+    """The checkpoint of a DuckDB projection (0 when it, or the warehouse, was never built)."""
+    if not warehouse.location().exists():
+        return 0
     with warehouse.connect(read_only=True) as con:
         cp = checkpoints(con).get(name)
     return cp.position if cp else 0
@@ -80,7 +82,9 @@ def warehouse_position(warehouse: WarehouseResource, name: str) -> int:
 
 def vector_position(vector_store: VectorStoreResource, name: str) -> int:
     """The checkpoint of the table a vector projection's alias points at (0: never built)."""
-    store = vector_store.store()
+    if not (vector_store.location() / "aliases.json").exists():
+        return 0
+    store = vector_store.store(create=False)
     alias = store.alias(name)
     return store.checkpoint(alias.table)[0] if alias else 0
 

@@ -85,7 +85,7 @@ def test_lake_instance_limits_every_pool_to_one_step(lake: Path) -> None:
 
 
 def test_unknown_embedder_kind_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown embedder kind 'bert'.*hashing"):
+    with pytest.raises(ValueError, match=r"unknown embedder kind 'bert'.*hashing"):
         EmbedderResource(kind="bert").get()
 
 
