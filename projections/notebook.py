@@ -23,7 +23,7 @@ DEFAULT_LAKE_NAME = "lake"
 HOW_TO_BUILD = (
     "Create it from the repository root with `make demo` (generates orders and builds every "
     "projection), or step by step: `ledgerlake generate --orders 500 --days 60 --seed 7 && "
-    "ledgerlake project`; or set LEDGERLAKE_HOME to the folder of an existing lake."
+    "ledgerlake project && ledgerlake embed`; or set LEDGERLAKE_HOME to the folder of an existing lake."
 )
 
 # What each part of the lake is and the paths that show it is there (any one of them).

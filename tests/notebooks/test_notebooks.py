@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,11 +44,6 @@ def _kernel_env(lake: Path, tmp: Path) -> dict[str, str]:
     return env
 
 
-def _ledgerlake(lake: Path, *args: str) -> None:
-    cli = Path(sys.executable).with_name("ledgerlake")
-    subprocess.run([str(cli), "--lake", str(lake), *args], check=True, capture_output=True)
-
-
 def _fingerprint(lake: Path) -> dict[str, str]:
     """Content hash of every file in the lake except SQLite's transient -wal/-shm files."""
     prints: dict[str, str] = {}
@@ -63,9 +56,15 @@ def _fingerprint(lake: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def notebook_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small lake with every projection: 150 generated orders, warehouse and vectors."""
+    from eventlog.generate import generate
+    from projections.embeddings import SentenceTransformerEmbedder
+    from projections.runner import catch_up
+    from projections.vectors import catch_up_vectors
+
     lake = tmp_path_factory.mktemp("notebooks") / "lake"
-    _ledgerlake(lake, "generate", "--orders", "150", "--days", "30", "--seed", "7")
-    _ledgerlake(lake, "project")
+    generate(lake, orders=150, days=30, seed=7)
+    catch_up(lake)
+    catch_up_vectors(lake, SentenceTransformerEmbedder())
     yield lake
 
 
