@@ -272,8 +272,8 @@ def _install_macros_when_ready(con: Any) -> None:
 
 
 def _count(con: Any, projection: Projection) -> int:
-    row = con.execute(f"SELECT count(*) FROM {projection.view}").fetchone()  # noqa: S608
-    return int(row[0]) if row else 0
+    rows = con.execute(f"SELECT count(*) FROM {projection.view}").fetchall()  # noqa: S608
+    return int(rows[0][0])
 
 
 def _head(log: EventLog) -> tuple[int, datetime | None]:

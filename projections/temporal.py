@@ -171,16 +171,17 @@ def state_as_of(
     )
     try:
         if known is None:
-            row = con.execute(STATE_AS_OF, {"order_id": order_id, "as_of": as_of}).fetchone()
+            rows = con.execute(STATE_AS_OF, {"order_id": order_id, "as_of": as_of}).fetchall()
         else:
             params = {"order_id": order_id, "as_of": as_of, "known_at": known}
-            row = con.execute(STATE_AS_OF_KNOWN, params).fetchone()
+            rows = con.execute(STATE_AS_OF_KNOWN, params).fetchall()
     finally:
         if own:
             con.close()
-    if row is None:
+    # fetchall, not fetchone: a half-read result would block the caller's next query.
+    if not rows:
         return None
-    return dict(zip(PUBLIC_FIELDS, row, strict=True))
+    return dict(zip(PUBLIC_FIELDS, rows[0], strict=True))
 
 
 def orders_as_of(

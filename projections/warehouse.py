@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from eventlog.envelope import ENVELOPE_SCHEMA
 from eventlog.errors import InvalidInputError, LedgerLakeError
 from eventlog.log import EventLog
 
@@ -137,37 +138,43 @@ def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, Checkpoint]:
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
         "AND table_name = 'checkpoints'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists[0][0]:
         return {}
     rows = con.execute(SELECT_CHECKPOINTS).fetchall()
     return {row[0]: Checkpoint(*row) for row in rows}
 
 
-def events_relation(con: duckdb.DuckDBPyConnection, log: EventLog) -> duckdb.DuckDBPyRelation:
-    """The log as one DuckDB relation: the live Parquet parts plus the SQLite tail rows.
+EVENTS_VIEW = """
+CREATE OR REPLACE TEMP VIEW events AS
+SELECT position, stream_type, stream_id, version, event_id, event_type, schema_version,
+       occurred_at, recorded_at, payload, metadata
+FROM events_parts WHERE position <= (SELECT max(sealed) FROM events_sealed)
+UNION ALL
+SELECT position, stream_type, stream_id, version, event_id, event_type, schema_version,
+       occurred_at, recorded_at, payload, metadata
+FROM events_tail
+"""
 
-    A snapshot taken now: the tail rows are copied in as Arrow, the parts are read
-    when the relation runs. Call again to see newer events.
+
+def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+    """Create (or refresh) the temporary view ``events``: the whole log, parts and tail.
+
+    A snapshot taken now: the tail rows are copied in as Arrow, the parts are read when
+    a query runs (a compaction after this call needs a refresh). Call again to see
+    newer events.
     """
     with log.tail.snapshot():
         sealed = log.sealed_head()
         parts = [str(p) for p in log.live_parts()]
         tail = log.read_all(after=sealed)
-    tail = _plain_strings(tail)
-    tail_rel = con.from_arrow(tail)
-    if not parts:
-        return tail_rel
-    parts_rel = con.read_parquet(parts, hive_partitioning=False).filter(
-        f"position <= {int(sealed)}"
-    )
-    cols = ", ".join(tail.column_names)
-    return parts_rel.select(cols).union(tail_rel.select(cols))
-
-
-def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
-    """Create (or refresh) the temporary view ``events``: the whole log, parts and tail."""
-    events_relation(con, log).create_view("events", replace=True)
+    con.register("events_tail", _plain_strings(tail))
+    con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
+    if parts:
+        con.read_parquet(parts, hive_partitioning=False).create_view("events_parts", replace=True)
+    else:
+        con.register("events_parts", _plain_strings(ENVELOPE_SCHEMA.empty_table()))
+    con.execute(EVENTS_VIEW)
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:

@@ -144,9 +144,9 @@ class StepClock:
         return self.now
 
 
-def open_log(lake: Path) -> EventLog:
+def open_log(lake: Path, **options: Any) -> EventLog:
     """An EventLog whose commits are recorded one hour apart from RECORDED_T0."""
-    return EventLog.open(lake, clock=StepClock(), seal_on_close=False)
+    return EventLog.open(lake, clock=StepClock(), seal_on_close=False, **options)
 
 
 def append_commit(log: EventLog, commit: Sequence[RawEvent]) -> None:
