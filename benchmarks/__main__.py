@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"module": m, **r.to_json()} for m, r in zip(owners, results, strict=True)]
     if args.only is not None and args.out.exists():  # keep the other modules' figures
         old = json.loads(args.out.read_text())
-        rows = [r for r in old.get("results", []) if r.get("module") != args.only] + rows
+        rows = [
+            r for r in old.get("results", []) if r.get("module") not in (None, args.only)
+        ] + rows
         modules = {**{k: v for k, v in old.get("modules", {}).items() if k != args.only}, **modules}
     doc = {"machine": machine_info(), "quick": args.quick, "modules": modules, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

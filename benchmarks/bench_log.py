@@ -105,17 +105,16 @@ def _add(i: int, k: int = 0) -> AddItem:
 
 # ----------------------------------------------------------------- single command
 def _single_command(workdir: Path, n: int) -> list[Result]:
+    """Ours and the peer's commands interleaved, so both see the same machine load."""
     log = EventLog.open(workdir / "single")
+    app, order_cls = _peer_app(workdir / "peer-single.db")
     ours: list[float] = []
+    peer: list[float] = []
     for i in range(n // 2):
         for command in (_create(i), _add(i)):
             start = time.perf_counter()
             handle(log, ORDER_DECIDER, command.order_id, command)
             ours.append(time.perf_counter() - start)
-    log.close()
-    app, order_cls = _peer_app(workdir / "peer-single.db")
-    peer: list[float] = []
-    for i in range(n // 2):
         start = time.perf_counter()
         order = order_cls(f"c-{i % 97}", "Ada Lovelace", "ada@example.com", "EUR", "web")
         app.save(order)
@@ -125,6 +124,7 @@ def _single_command(workdir: Path, n: int) -> list[Result]:
         loaded.add_item("sku-0", "Product 0", 1, 1299)
         app.save(loaded)
         peer.append(time.perf_counter() - start)
+    log.close()
     app.close()
     p50, peer50 = median(ours) * 1e3, median(peer) * 1e3
     p99, peer99 = percentile(ours, 99) * 1e3, percentile(peer, 99) * 1e3
