@@ -1,0 +1,89 @@
+"""`ledgerlake demo`: generates a lake, materializes every asset through Dagster, prints a tour."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pipelines.demo import run_demo
+from pipelines.instance import lake_instance
+from tests.support.dagster_ui import materialized_assets, start_ui
+
+LEDGERLAKE = Path(sys.executable).with_name("ledgerlake")
+ASSETS = {
+    "order_events",
+    "orders",
+    "order_lines",
+    "payments",
+    "daily_sales",
+    "customers",
+    "order_states",
+    "event_narratives",
+    "order_stories",
+    "training_set",
+}
+
+
+def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) -> None:
+    import dagster as dg
+
+    lake = tmp_path / "lake"
+    console = Console(record=True, width=200)
+    result = run_demo(lake, orders=40, days=30, seed=11, embedder="hashing", console=console)
+    out = console.export_text()
+    assert result.ok and not result.checks_failed and result.checks_passed >= 16
+    assert set(result.materialized) == ASSETS
+    for text in ("analytics.orders", "Time travel", "Semantic search", "ledgerlake", "notebooks"):
+        assert text in out
+    with lake_instance(lake) as instance:
+        for name in ASSETS:
+            assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
+    # A second demo on the same lake reuses the log and appends nothing.
+    again = run_demo(lake, orders=40, days=30, seed=11, embedder="hashing", console=console)
+    assert again.ok and again.events == result.events
+
+
+def test_demo_refuses_a_lake_it_did_not_create(lake: Path, log: object) -> None:
+    (lake / "notes.txt").write_text("mine")
+    done = subprocess.run(
+        [str(LEDGERLAKE), "--lake", str(lake), "demo", "--embedder", "hashing"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "did not create" in done.stderr
+    assert (lake / "notes.txt").read_text() == "mine" and not (lake / ".dagster").exists()
+
+
+def test_demo_rejects_bad_options(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(LEDGERLAKE), "--lake", str(tmp_path / "x"), "demo", "--embedder", "bert"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--embedder" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_make_demo_then_ui_shows_every_asset_materialized(tmp_path: Path) -> None:
+    """As a new user: the demo with the real model, then `ledgerlake ui` over GraphQL."""
+    lake = tmp_path / "lake"
+    done = subprocess.run(
+        [str(LEDGERLAKE), "--lake", str(lake), "demo", "--orders", "60", "--days", "30"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Semantic search" in done.stdout and "demo finished" in done.stdout
+    assert "all-MiniLM-L6-v2" in (lake / "vectors" / "aliases.json").read_text()
+    ui = start_ui(lake, tmp_path / "ui.log", embedder="sentence-transformers")
+    try:
+        materialized = materialized_assets(ui)
+    finally:
+        ui.stop()
+    assert {name for name, done in materialized.items() if done} == ASSETS
