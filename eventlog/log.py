@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,7 @@ from eventlog.tail import (
     SELECT_TAIL_AT,
     UPSERT_STREAM,
     Tail,
+    event_hash,
 )
 
 Clock = Callable[[], datetime]
@@ -623,18 +625,24 @@ class EventLog:
                 names=list(COLUMNS),
             )
             self._seal_locked(conn)
-            self._publish(_date_of(recorded), out)
+            # Encode and fsync the part on a second thread (pyarrow releases the GIL) while
+            # this one updates the stream heads in the same, still uncommitted, transaction.
+            # If either fails the transaction rolls back; a part already published is then
+            # adopted by the next writer's repair (an unacknowledged append is whole or absent).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                publishing = pool.submit(self._publish, _date_of(recorded), out)
+                counts = np.bincount(codes, minlength=len(stream_list))
+                first_rows = np.unique(codes, return_index=True)[1]
+                stype_col = table.column("stream_type").take(pa.array(first_rows)).to_pylist()
+                conn.executemany(
+                    "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
+                    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+                    zip(stream_list, stype_col, (base + counts).tolist(), strict=True),
+                )
+                publishing.result()
             self.tail.set_meta("sealed_head", head + n)
             self.tail.set_meta("head", head + n)
             self.tail.set_meta("last_recorded_at", recorded)
-            counts = np.bincount(codes, minlength=len(stream_list))
-            first_rows = np.unique(codes, return_index=True)[1]
-            stype_col = table.column("stream_type").take(pa.array(first_rows)).to_pylist()
-            conn.executemany(
-                "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
-                "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-                zip(stream_list, stype_col, (base + counts).tolist(), strict=True),
-            )
             if command_id:
                 conn.execute(
                     "INSERT INTO commands VALUES (?, ?, ?, ?)",
@@ -831,21 +839,38 @@ class EventLog:
         head = self.tail.meta("head")
         if start >= head:
             return
-        for batch in self._read_locked(
-            start, head, ["position", "stream_id", "version", "event_id"]
-        ):
-            self.tail.index_rows(
-                list(
-                    zip(
-                        batch.column("stream_id").to_pylist(),
-                        batch.column("version").to_pylist(),
-                        batch.column("position").to_pylist(),
-                        batch.column("event_id").to_pylist(),
-                        strict=True,
-                    )
-                ),
-                replace=True,
+        # Insert in key order: B-tree appends instead of random page splits (10x faster
+        # for a million rows than inserting in position order).
+        tables = list(
+            self._read_locked(start, head, ["position", "stream_id", "version", "event_id"])
+        )
+        if not tables:
+            return
+        rows = pa.concat_tables(tables)
+        by_stream = rows.take(
+            pc.sort_indices(rows, [("stream_id", "ascending"), ("version", "ascending")])
+        )
+        streams = list(
+            zip(
+                by_stream.column("stream_id").to_pylist(),
+                by_stream.column("version").to_pylist(),
+                by_stream.column("position").to_pylist(),
+                strict=True,
             )
+        )
+        keys = np.fromiter(
+            map(event_hash, rows.column("event_id").to_pylist()), np.int64, rows.num_rows
+        )
+        order = np.argsort(keys, kind="stable")
+        hashes = list(
+            zip(
+                keys[order].tolist(),
+                rows.column("position").to_numpy()[order].tolist(),
+                strict=True,
+            )
+        )
+        self.tail.conn.executemany("INSERT OR REPLACE INTO stream_index VALUES (?, ?, ?)", streams)
+        self.tail.conn.executemany("INSERT OR REPLACE INTO event_index VALUES (?, ?)", hashes)
         self.tail.set_meta("index_head", head)
 
     def _ensure_index(self) -> None:

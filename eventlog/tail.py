@@ -79,7 +79,7 @@ ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.ve
 
 
 def event_hash(event_id: str) -> int:
-    """A signed 64-bit hash of an event id, the key of the event-id index."""
+    """The event-id index key: a signed 64-bit hash of the id (blake2b, so any text works)."""
     digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
