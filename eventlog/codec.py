@@ -97,7 +97,9 @@ class EventRegistry:
             raise TypeError(f"{cls!r} is not a dataclass")
         hints = typing.get_type_hints(cls)
         fields = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-        spec = EventSpec(cls.__name__, cls, stream_type, schema_version, fields, dict(upcasters or {}))
+        spec = EventSpec(
+            cls.__name__, cls, stream_type, schema_version, fields, dict(upcasters or {})
+        )
         return EventRegistry([*self._specs.values(), spec])
 
     def __contains__(self, event_type: object) -> bool:

@@ -76,15 +76,25 @@ def load_state(log: EventLog, decider: Decider[Any, Any, S], stream_id: str) -> 
     return version, state
 
 
+_PAYLOAD_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _payload_dict(event: Any) -> dict[str, Any]:
+    """A flat payload dataclass as a dict (``dataclasses.asdict`` deep-copies; too slow here)."""
+    names = _PAYLOAD_FIELDS.get(type(event))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(event))
+        _PAYLOAD_FIELDS[type(event)] = names
+    return {name: getattr(event, name) for name in names}
+
+
 def _to_new_events(
     log: EventLog, events: Sequence[Any], at: datetime | None, metadata: Mapping[str, Any]
 ) -> list[NewEvent]:
     out = []
     for ev in events:
         spec = log.registry.spec_for(ev)
-        out.append(
-            NewEvent(spec.name, dataclasses.asdict(ev), occurred_at=at, metadata=dict(metadata))
-        )
+        out.append(NewEvent(spec.name, _payload_dict(ev), occurred_at=at, metadata=dict(metadata)))
     return out
 
 

@@ -71,7 +71,9 @@ def validate_expected_version(expected: object) -> ExpectedVersion:
 def utc(value: datetime) -> datetime:
     """Require a timezone-aware datetime and convert it to UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(f"time {value.isoformat()} has no timezone; UTC-aware times expected")
+        raise InvalidInputError(
+            f"time {value.isoformat()} has no timezone; UTC-aware times expected"
+        )
     return value.astimezone(UTC)
 
 

@@ -184,14 +184,24 @@ def _replace_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
     return (*kept, line) if line.quantity > 0 else kept
 
 
+_STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(OrderState))
+
+
 def _replace_payment(payments: tuple[Payment, ...], payment: Payment) -> tuple[Payment, ...]:
     if any(p.payment_id == payment.payment_id for p in payments):
         return tuple(payment if p.payment_id == payment.payment_id else p for p in payments)
     return (*payments, payment)
 
 
+def _replace(state: OrderState, **changes: Any) -> OrderState:
+    """``dataclasses.replace`` without its per-call field introspection (evolve is hot)."""
+    values = {name: getattr(state, name) for name in _STATE_FIELDS}
+    values.update(changes)
+    return OrderState(**values)
+
+
 def _apply(state: OrderState, event: OrderEvent) -> OrderState:
-    r = dataclasses.replace
+    r = _replace
     match event:
         case OrderCreated():
             return r(
@@ -305,7 +315,7 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
 def evolve(state: OrderState, event: OrderEvent) -> OrderState:
     """The state after one event: pure, total, one version further."""
     new = _apply(state, event)
-    return dataclasses.replace(
+    return _replace(
         new,
         total_cents=new.subtotal_cents - new.discount_cents,
         version=state.version + 1,
