@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 from eventlog.decider import Decider
 from eventlog.errors import IntegrityError, InvalidInputError
@@ -184,20 +184,25 @@ def _replace_line(lines: tuple[Line, ...], line: Line) -> tuple[Line, ...]:
     return (*kept, line) if line.quantity > 0 else kept
 
 
-_STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(OrderState))
-
-
 def _replace_payment(payments: tuple[Payment, ...], payment: Payment) -> tuple[Payment, ...]:
     if any(p.payment_id == payment.payment_id for p in payments):
         return tuple(payment if p.payment_id == payment.payment_id else p for p in payments)
     return (*payments, payment)
 
 
-def _replace(state: OrderState, **changes: Any) -> OrderState:
+_T = TypeVar("_T", "OrderState", "Line", "Payment")
+_FIELDS_OF: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _replace(value: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` without its per-call field introspection (evolve is hot)."""
-    values = {name: getattr(state, name) for name in _STATE_FIELDS}
+    cls = type(value)
+    names = _FIELDS_OF.get(cls)
+    if names is None:
+        names = _FIELDS_OF[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    values = {name: getattr(value, name) for name in names}
     values.update(changes)
-    return OrderState(**values)
+    return cls(**values)
 
 
 def _apply(state: OrderState, event: OrderEvent) -> OrderState:
