@@ -35,6 +35,7 @@ def _embed_throughput(workdir: Path, quick: bool) -> list[Result]:
     emb = SentenceTransformerEmbedder(batch_size=128)
     emb.encode(["warm up the model"])
     import lancedb  # noqa: F401 - a one-off import (seconds) is not per-event work
+
     start = time.perf_counter()
     catch_up_vectors(lake, emb, names=[EVENT_NARRATIVES])
     ours = events / (time.perf_counter() - start)
