@@ -16,23 +16,28 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from eventlog.errors import InvalidInputError, LedgerLakeError
+from eventlog.errors import IntegrityError, InvalidInputError, LedgerLakeError
 from eventlog.log import EventLog
 from projections.report import ProjectionReport
 from projections.tables import (
     CUSTOMERS,
     DAILY_SALES,
+    FOLD_INPUT,
     ORDER_EVENTS,
     ORDER_LINES,
     ORDERS,
     PAYMENTS,
+    SOURCE_ALL,
+    SOURCE_TOUCHED,
     Projection,
+    fold_states,
 )
 from projections.temporal import ORDER_STATES, install_macros
 from projections.warehouse import (
@@ -58,6 +63,8 @@ PROJECTIONS: tuple[Projection, ...] = (
 
 BY_NAME = {p.name: p for p in PROJECTIONS}
 DEFAULT_BATCH_SIZE = 250_000
+
+LAST_RECORDED = "SELECT max(recorded_at) FROM batch WHERE position = $hi"
 
 TOUCHED = """
 CREATE OR REPLACE TEMP TABLE touched AS
@@ -201,10 +208,67 @@ def _install(con: Any, projection: Projection) -> Checkpoint:
     return checkpoints(con)[projection.name]
 
 
-def _batches(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[pa.Table]:
-    for table in log.read(after=after, until=until):
-        for start in range(0, table.num_rows, batch_size):
-            yield table.slice(start, batch_size)
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Positions (lo, hi] of the log: sealed ones read by DuckDB from the parts, or an
+    Arrow table (the tail, read through EventLog.read)."""
+
+    lo: int
+    hi: int
+    files: tuple[str, ...] = ()
+    table: pa.Table | None = None
+
+
+def _part_range(path: Path) -> tuple[int, int]:
+    first, last = path.name.removesuffix(".parquet").split("-")
+    return int(first), int(last)
+
+
+def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[_Chunk]:
+    """The log (after, until] in chunks of at most ``batch_size`` positions.
+
+    Sealed positions come from the live parts (listed with the sealed head in one
+    snapshot of the tail) and are scanned by DuckDB in parallel; the rest is the tail.
+    """
+    with log.tail.snapshot():
+        sealed = log.sealed_head()
+        parts = [(p, *_part_range(p)) for p in log.live_parts()]
+    lo = after
+    stop = min(until, sealed)
+    while lo < stop:
+        hi = min(lo + batch_size, stop)
+        files = tuple(str(p) for p, first, last in parts if last > lo and first <= hi)
+        yield _Chunk(lo, hi, files=files)
+        lo = hi
+    if until > max(after, sealed):
+        for table in log.read(after=max(after, sealed), until=until):
+            for start in range(0, table.num_rows, batch_size):
+                piece = table.slice(start, batch_size)
+                first = int(piece.column("position")[0].as_py())
+                last = int(piece.column("position")[piece.num_rows - 1].as_py())
+                yield _Chunk(first - 1, last, table=piece)
+
+
+def _stage(con: Any, chunk: _Chunk) -> datetime | None:
+    """Make the chunk's events the relation ``batch``; returns the recorded_at of its end."""
+    if chunk.table is not None:
+        con.register("batch", chunk.table)
+        return chunk.table.column("recorded_at")[chunk.table.num_rows - 1].as_py()  # type: ignore[no-any-return]
+    rel = con.read_parquet(list(chunk.files), hive_partitioning=False).filter(
+        f"position > {int(chunk.lo)} AND position <= {int(chunk.hi)}"
+    )
+    rel.create_view("batch", replace=True)
+    rows = con.execute(LAST_RECORDED, {"hi": chunk.hi}).fetchall()
+    if not rows or rows[0][0] is None:
+        raise IntegrityError(f"the parts do not hold position {chunk.hi}; is the log damaged?")
+    return rows[0][0]  # type: ignore[no-any-return]
+
+
+def _unstage(con: Any, chunk: _Chunk) -> None:
+    if chunk.table is not None:
+        con.unregister("batch")
+    else:
+        con.execute("DROP VIEW IF EXISTS batch")
 
 
 def _apply_source(
@@ -222,43 +286,65 @@ def _apply_source(
     when ``checkpoint`` (catch-up), else the caller's transaction (rebuild)."""
     position, recorded = after, None
     sql = _sql(projection, projection.batch_sql, table)
-    for batch in _batches(log, after, until, batch_size):
-        if batch.num_rows == 0:
-            continue
-        last = batch.num_rows - 1
-        position = int(batch.column("position")[last].as_py())
-        recorded = batch.column("recorded_at")[last].as_py()
-        con.register("batch", batch)
+    for chunk in _chunks(log, after, until, batch_size):
+        if checkpoint:
+            con.execute("BEGIN TRANSACTION")
         try:
+            recorded = _stage(con, chunk)
+            con.execute(sql)
+            _unstage(con, chunk)
+            position = chunk.hi
             if checkpoint:
-                con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(sql)
-                if checkpoint:
-                    con.execute(
-                        ADVANCE_CHECKPOINT,
-                        {"name": projection.name, "position": position, "recorded_at": recorded},
-                    )
-                    con.execute("COMMIT")
-            except BaseException:
-                if checkpoint:
-                    con.execute("ROLLBACK")
-                raise
-        finally:
-            con.unregister("batch")
+                con.execute(
+                    ADVANCE_CHECKPOINT,
+                    {"name": projection.name, "position": position, "recorded_at": recorded},
+                )
+                con.execute("COMMIT")
+        except duckdb.IOException as exc:
+            if checkpoint:
+                con.execute("ROLLBACK")
+            # A compaction removed a part between listing and reading: start over from
+            # the last committed position with a fresh listing (never skips or repeats).
+            if "No files found" in str(exc) or "No such file" in str(exc):
+                raise _PartsMovedError(position) from exc
+            raise
+        except BaseException:
+            if checkpoint:
+                con.execute("ROLLBACK")
+            raise
         if checkpoint and on_commit is not None:
             on_commit(projection.name, position)
     return position, recorded
+
+
+class _PartsMovedError(Exception):
+    """A part named in a listing was gone when read (compaction); re-list and retry."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+
+def _register_states(con: Any, projection: Projection, source: str, hi: int) -> None:
+    """For a folding projection, register ``states``: fold_states of the source's events."""
+    if projection.folds:
+        events = con.sql(FOLD_INPUT.replace("@SOURCE@", source), params={"hi": hi})
+        con.register("states", fold_states(events.to_arrow_table()))
+
+
+def _full(con: Any, projection: Projection, table: str, hi: int) -> None:
+    _register_states(con, projection, SOURCE_ALL, hi)
+    sql = _sql(projection, projection.full_sql, table)
+    con.execute(sql, _params(sql, 0, hi))
 
 
 def _apply_derived(con: Any, projection: Projection, table: str, lo: int, hi: int) -> None:
     """Bring ``table`` from ``lo`` to ``hi`` (inside the caller's transaction)."""
     if lo == 0 or hi - lo > hi // 2:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - a checked identifier
-        sql = _sql(projection, projection.full_sql, table)
-        con.execute(sql, _params(sql, lo, hi))
+        _full(con, projection, table, hi)
         return
     con.execute(TOUCHED, {"lo": lo, "hi": hi})
+    _register_states(con, projection, SOURCE_TOUCHED, hi)
     for statement in projection.incremental_sql:
         sql = _sql(projection, statement, table)
         con.execute(sql, _params(sql, lo, hi))
@@ -344,8 +430,7 @@ def _rebuild_one(
                 con, projection, table, log, 0, hi, batch_size, checkpoint=False, on_commit=None
             )
         else:
-            sql = _sql(projection, projection.full_sql, table)
-            con.execute(sql, _params(sql, 0, hi))
+            _full(con, projection, table, hi)
         _point_view(con, projection, table)
         con.execute(
             UPSERT_CHECKPOINT,
@@ -366,6 +451,16 @@ def _rebuild_one(
     return cp.position, hi
 
 
+def _retrying(build: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+    """Run a rebuild again when a compaction removed a part it was reading."""
+    for _ in range(4):
+        try:
+            return build()
+        except _PartsMovedError:
+            continue
+    return build()
+
+
 def _catch_up_one(
     con: Any,
     log: EventLog,
@@ -377,9 +472,20 @@ def _catch_up_one(
 ) -> int:
     """Apply (checkpoint, until] to one projection; returns the events (positions) applied."""
     if projection.is_source:
-        end, _ = _apply_source(
-            con, projection, cp.table_name, log, cp.position, until, batch_size, True, on_commit
-        )
+        start = cp.position
+        for _ in range(5):
+            try:
+                _apply_source(
+                    con, projection, cp.table_name, log, start, until, batch_size, True, on_commit
+                )
+                break
+            except _PartsMovedError as moved:
+                start = moved.position
+        else:
+            raise IntegrityError(
+                "parts kept disappearing while catching up; is compaction looping?"
+            )
+        end = checkpoints(con)[projection.name].position
         return max(0, end - cp.position)
     source = checkpoints(con)[projection.depends_on[0]]
     hi = source.position
@@ -435,7 +541,7 @@ def catch_up(
                         "rebuild it ('ledgerlake project --rebuild --only "
                         f"{projection.name}')"
                     )
-                _, applied = _rebuild_one(con, log, projection, cp, batch_size)
+                _, applied = _retrying(partial(_rebuild_one, con, log, projection, cp, batch_size))
                 rebuilt = True
                 cp = checkpoints(con)[projection.name]
             applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
@@ -469,7 +575,7 @@ def rebuild(
             applied = 0
             rebuilt = projection.name in targets
             if rebuilt:
-                _, applied = _rebuild_one(con, log, projection, cp, batch_size)
+                _, applied = _retrying(partial(_rebuild_one, con, log, projection, cp, batch_size))
                 if on_commit is not None:
                     on_commit(projection.name, checkpoints(con)[projection.name].position)
                 cp = checkpoints(con)[projection.name]

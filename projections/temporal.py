@@ -25,8 +25,6 @@ from eventlog.log import EventLog
 from eventlog.orders.decider import PUBLIC_FIELDS
 from projections.tables import (
     DELETE_TOUCHED_ORDERS,
-    SOURCE_ALL,
-    SOURCE_TOUCHED,
     Projection,
     fold_query,
 )
@@ -81,12 +79,10 @@ ORDER_STATES = Projection(
     code_version="1",
     description="Valid-time history of every order as known now: one row per state.",
     ddl=ORDER_STATES_DDL,
-    full_sql="INSERT INTO @TABLE@\n" + fold_query(SOURCE_ALL, ORDER_STATES_SELECT),
-    incremental_sql=(
-        DELETE_TOUCHED_ORDERS,
-        "INSERT INTO @TABLE@\n" + fold_query(SOURCE_TOUCHED, ORDER_STATES_SELECT),
-    ),
+    full_sql="INSERT INTO @TABLE@\n" + ORDER_STATES_SELECT,
+    incremental_sql=(DELETE_TOUCHED_ORDERS, "INSERT INTO @TABLE@\n" + ORDER_STATES_SELECT),
     depends_on=("order_events",),
+    folds=True,
 )
 
 # Every order's state at a valid time (as known now), and at a valid time as known at K.
