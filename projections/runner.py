@@ -378,29 +378,38 @@ def _lag_seconds(head_at: datetime | None, at: datetime | None, lag_events: int)
     return max(0.0, (head_at - at).total_seconds())
 
 
-def _report(
-    con: Any,
-    log: EventLog,
-    projection: Projection,
-    before: int,
-    started: float,
-    rebuilt: bool,
-    applied: int,
-) -> ProjectionReport:
-    cp = checkpoints(con)[projection.name]
+@dataclass(frozen=True, slots=True)
+class _Done:
+    projection: Projection
+    before: int
+    duration_s: float
+    rebuilt: bool
+    applied: int
+
+
+def _reports(con: Any, log: EventLog, done: list[_Done]) -> list[ProjectionReport]:
+    """One report per projection run, lag measured against the log head after the run."""
     head, head_at = _head(log)
+    stored = checkpoints(con)
+    return [_report(con, stored[d.projection.name], d, head, head_at) for d in done]
+
+
+def _report(
+    con: Any, cp: Checkpoint, done: _Done, head: int, head_at: datetime | None
+) -> ProjectionReport:
+    projection = done.projection
     lag = max(0, head - cp.position)
     return ProjectionReport(
         name=projection.name,
         code_version=projection.code_version,
-        from_position=before,
+        from_position=done.before,
         to_position=cp.position,
-        events_applied=applied,
+        events_applied=done.applied,
         rows=_count(con, projection),
-        duration_s=time.perf_counter() - started,
+        duration_s=done.duration_s,
         lag_events=lag,
         lag_seconds=_lag_seconds(head_at, cp.recorded_at, lag),
-        rebuilt=rebuilt,
+        rebuilt=done.rebuilt,
         extra={"table": cp.table_name},
     )
 
@@ -524,7 +533,7 @@ def catch_up(
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     chosen = select(names)
-    reports = []
+    done: list[_Done] = []
     with _session(source, warehouse) as (log, con):
         until = log.head()
         for projection in chosen:
@@ -545,9 +554,9 @@ def catch_up(
                 rebuilt = True
                 cp = checkpoints(con)[projection.name]
             applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
-            reports.append(_report(con, log, projection, before, started, rebuilt, applied))
+            done.append(_Done(projection, before, time.perf_counter() - started, rebuilt, applied))
         _install_macros_when_ready(con)
-    return reports
+        return _reports(con, log, done)
 
 
 def rebuild(
@@ -565,7 +574,7 @@ def rebuild(
     """
     chosen = select(names)
     targets = {p.name for p in chosen} if not names else set(names)
-    reports = []
+    done: list[_Done] = []
     with _session(source, warehouse) as (log, con):
         until = log.head()
         for projection in chosen:
@@ -580,9 +589,9 @@ def rebuild(
                     on_commit(projection.name, checkpoints(con)[projection.name].position)
                 cp = checkpoints(con)[projection.name]
             applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
-            reports.append(_report(con, log, projection, before, started, rebuilt, applied))
+            done.append(_Done(projection, before, time.perf_counter() - started, rebuilt, applied))
         _install_macros_when_ready(con)
-    return reports
+        return _reports(con, log, done)
 
 
 def lag(source: Source, warehouse: Warehouse = None) -> list[Lag]:

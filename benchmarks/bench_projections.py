@@ -1,0 +1,323 @@
+"""DuckDB projections beside their references, measured in the same run.
+
+* full rebuild events/s of the ``orders`` read model (``order_events`` + ``orders``) and of
+  every projection, on 1M events (200k with ``--quick``; 10M with
+  ``LEDGERLAKE_BENCH_10M=1`` read by ``run_cli``, never at import), beside DuckDB's raw
+  scan of the same parts (the limit: reading the columns and parsing the payload JSON,
+  nothing else) and the ``eventsourcing`` 9.5 library rebuilding the same read model
+  (orders' current state) in Python from its own store;
+* incremental catch-up of 10k new events (new orders) on top of the big log, as a fraction of the
+  full rebuild (it must scale with the new events, not with the log);
+* ``state_as_of`` p50/p99 on random orders and times; ``orders_as_of`` over all orders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from benchmarks.common import Result, percentile
+from eventlog.log import EventLog
+from projections.runner import catch_up, rebuild
+from projections.temporal import orders_as_of, state_as_of
+from projections.warehouse import connect
+
+AREA = "projections"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SKUS = [f"SKU-{i:04d}" for i in range(200)]
+CITIES = [("Lyon", "FR"), ("Oslo", "NO"), ("Porto", "PT"), ("Graz", "AT")]
+
+
+def order_history(i: int, rng: random.Random) -> list[tuple[str, str, str, int]]:
+    """One order's events as (stream_id, event_type, payload JSON, occurred_at µs)."""
+    oid = f"order-{i:08d}"
+    t = int((T0 + timedelta(minutes=rng.randrange(60 * 24 * 60))).timestamp() * 1_000_000)
+    out: list[tuple[str, str, str, int]] = []
+
+    def add(event_type: str, payload: dict[str, Any]) -> None:
+        nonlocal t
+        out.append((oid, event_type, json.dumps(payload, separators=(",", ":")), t))
+        t += rng.randrange(1, 3600) * 1_000_000
+
+    cust = f"cust-{rng.randrange(20_000):06d}"
+    add(
+        "OrderCreated",
+        {
+            "channel": "web",
+            "currency": "EUR",
+            "customer_email": f"{cust}@example.com",
+            "customer_id": cust,
+            "customer_name": f"Customer {cust}",
+        },
+    )
+    total = 0
+    for _ in range(rng.randint(1, 3)):
+        sku, qty, price = rng.choice(SKUS), rng.randint(1, 3), rng.randrange(100, 5000)
+        total += qty * price
+        add(
+            "ItemAdded",
+            {
+                "product_name": f"Product {sku}",
+                "quantity": qty,
+                "sku": sku,
+                "unit_price_cents": price,
+            },
+        )
+    city, country = rng.choice(CITIES)
+    add(
+        "ShippingAddressUpdated",
+        {
+            "city": city,
+            "country": country,
+            "postal_code": "1000",
+            "recipient": "R",
+            "street": "1 Main St",
+        },
+    )
+    if rng.random() < 0.1:
+        add("OrderCancelled", {"reason": "changed mind"})
+        return out
+    pid = f"pay-{i}"
+    add("PaymentAuthorized", {"amount_cents": total, "method": "card", "payment_id": pid})
+    add("PaymentCaptured", {"amount_cents": total, "payment_id": pid})
+    add("OrderShipped", {"carrier": "DHL", "tracking_number": f"T{i}"})
+    add("OrderDelivered", {})
+    if rng.random() < 0.1:
+        add("RefundIssued", {"amount_cents": total // 2, "reason": "damaged"})
+    return out
+
+
+def build_log(lake: Path, events: int, seed: int = 7, first_order: int = 0) -> tuple[EventLog, int]:
+    """Append about ``events`` order events with ``append_batch``; returns (log, orders)."""
+    rng = random.Random(seed)
+    rows: list[tuple[str, str, str, int]] = []
+    i = first_order
+    while len(rows) < events:
+        rows.extend(order_history(i, rng))
+        i += 1
+    rows.sort(key=lambda r: r[3])
+    log = EventLog.open(lake, seal_on_close=False)
+    for start in range(0, len(rows), 200_000):
+        chunk = rows[start : start + 200_000]
+        log.append_batch(
+            pa.table(
+                {
+                    "stream_id": [r[0] for r in chunk],
+                    "event_type": [r[1] for r in chunk],
+                    "payload": [r[2] for r in chunk],
+                    "occurred_at": pa.array(np.array([r[3] for r in chunk], dtype=np.int64)).cast(
+                        pa.timestamp("us", "UTC")
+                    ),
+                }
+            )
+        )
+    return log, i - first_order
+
+
+RAW_SCAN = """
+SELECT count(*), sum(json_extract(payload, '$.amount_cents')::BIGINT)
+FROM read_parquet($files)
+"""
+
+
+def _peer_rebuild(log: EventLog, workdir: Path) -> tuple[float, int]:
+    """eventsourcing 9.5: store the same events, then rebuild orders' state in Python."""
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
+
+    store = SQLiteDatastore(str(workdir / "peer.sqlite"))
+    recorder = SQLiteAggregateRecorder(store, "stored_events")
+    recorder.create_table()
+    import uuid
+
+    ids: dict[str, uuid.UUID] = {}
+    for table in log.read(columns=["stream_id", "version", "event_type", "payload"]):
+        batch = []
+        for sid, ver, typ, payload in zip(
+            table.column("stream_id").to_pylist(),
+            table.column("version").to_pylist(),
+            table.column("event_type").to_pylist(),
+            table.column("payload").to_pylist(),
+            strict=True,
+        ):
+            oid = ids.setdefault(sid, uuid.uuid5(uuid.NAMESPACE_URL, sid))
+            batch.append(StoredEvent(oid, ver, typ, payload.encode()))
+        recorder.insert_events(batch)
+    start = time.perf_counter()
+    states: dict[Any, dict[str, Any]] = {}
+    n = 0
+    for oid in ids.values():
+        state = {"status": "none", "item_count": 0, "subtotal_cents": 0, "captured_cents": 0}
+        for se in recorder.select_events(oid):
+            data = json.loads(se.state)
+            n += 1
+            match se.topic:
+                case "OrderCreated":
+                    state["status"] = "open"
+                    state["customer_id"] = data["customer_id"]
+                case "ItemAdded":
+                    state["item_count"] += data["quantity"]
+                    state["subtotal_cents"] += data["quantity"] * data["unit_price_cents"]
+                case "PaymentCaptured":
+                    state["captured_cents"] += data["amount_cents"]
+                    if state["captured_cents"] >= state["subtotal_cents"]:
+                        state["status"] = "paid"
+                case "OrderShipped":
+                    state["status"] = "shipped"
+                case "OrderDelivered":
+                    state["status"] = "delivered"
+                case "OrderCancelled":
+                    state["status"] = "cancelled"
+        states[oid] = state
+    return time.perf_counter() - start, n
+
+
+def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
+    """Measure projection replay, catch-up and time travel beside their references.
+
+    ``LEDGERLAKE_BENCH_PROJECTION_EVENTS=10000000`` (read here, at run time) runs the
+    10M-event size.
+    """
+    sized = os.environ.get("LEDGERLAKE_BENCH_PROJECTION_EVENTS")
+    n_events = events or (int(sized) if sized else (200_000 if quick else 1_000_000))
+    lake = workdir / "lake"
+    log, n_orders = build_log(lake, n_events)
+    head = log.head()
+    results: list[Result] = []
+
+    files = [str(p) for p in log.live_parts()]
+    con = duckdb.connect()
+    start = time.perf_counter()
+    con.execute(RAW_SCAN, {"files": files}).fetchall()
+    raw_s = time.perf_counter() - start
+    con.close()
+
+    start = time.perf_counter()
+    catch_up(log, None, ["orders"])
+    orders_s = time.perf_counter() - start
+    results.append(
+        Result(
+            AREA,
+            f"full rebuild orders read model, {head:,} events",
+            head / orders_s,
+            "events/s",
+            "DuckDB raw scan + JSON parse of the parts",
+            head / raw_s,
+            ">= 500k events/s",
+            head / orders_s >= 500_000,
+        )
+    )
+    start = time.perf_counter()
+    catch_up(log)
+    rest_s = time.perf_counter() - start
+    results.append(
+        Result(
+            AREA,
+            "full rebuild, all 7 projections",
+            head / (orders_s + rest_s),
+            "events/s",
+            "DuckDB raw scan + JSON parse of the parts",
+            head / raw_s,
+        )
+    )
+    start = time.perf_counter()
+    rebuild(log, None, ["orders"])
+    blue_green_s = time.perf_counter() - start
+    results.append(
+        Result(AREA, "blue-green rebuild of orders (from order_events)", blue_green_s, "s")
+    )
+
+    peer_s, peer_n = _peer_rebuild(log, workdir)
+    results.append(
+        Result(
+            AREA,
+            "eventsourcing 9.5 rebuild of orders state (Python fold)",
+            peer_n / peer_s,
+            "events/s",
+            "ours: orders read model",
+            head / orders_s,
+        )
+    )
+
+    log.close()
+    extra = build_log_extra(lake, 10_000, n_orders)
+    start = time.perf_counter()
+    catch_up(extra)
+    inc_s = time.perf_counter() - start
+    full_all = orders_s + rest_s
+    results.append(
+        Result(
+            AREA,
+            "catch-up of 10k new events (all projections)",
+            inc_s / full_all,
+            "fraction of full rebuild",
+            "full rebuild s",
+            full_all,
+            "<= 0.05",
+            inc_s / full_all <= 0.05,
+        )
+    )
+
+    rng = random.Random(3)
+    ro = connect(extra, read_only=True)
+    samples = []
+    for _ in range(200 if quick else 1000):
+        oid = f"order-{rng.randrange(n_orders):08d}"
+        at = T0 + timedelta(days=rng.uniform(0, 60))
+        s = time.perf_counter()
+        state_as_of(ro, oid, at)
+        samples.append((time.perf_counter() - s) * 1000)
+    results.append(
+        Result(
+            AREA,
+            "state_as_of p50",
+            percentile(samples, 50),
+            "ms",
+            target="<= 10 ms",
+            met=percentile(samples, 50) <= 10,
+        )
+    )
+    results.append(Result(AREA, "state_as_of p99", percentile(samples, 99), "ms"))
+    known_samples = []
+    for _ in range(100 if quick else 300):
+        oid = f"order-{rng.randrange(n_orders):08d}"
+        at = T0 + timedelta(days=rng.uniform(0, 60))
+        s = time.perf_counter()
+        state_as_of(ro, oid, at, datetime.now(UTC))
+        known_samples.append((time.perf_counter() - s) * 1000)
+    results.append(
+        Result(AREA, "state_as_of with known_at p50", percentile(known_samples, 50), "ms")
+    )
+    s = time.perf_counter()
+    table = orders_as_of(ro, T0 + timedelta(days=30))
+    results.append(
+        Result(AREA, f"orders_as_of over {table.num_rows:,} orders", time.perf_counter() - s, "s")
+    )
+    s = time.perf_counter()
+    table = orders_as_of(ro, T0 + timedelta(days=30), datetime.now(UTC))
+    results.append(
+        Result(
+            AREA,
+            "orders_as_of with known_at (fold of the flat events)",
+            time.perf_counter() - s,
+            "s",
+        )
+    )
+    ro.close()
+    extra.close()
+    return results
+
+
+def build_log_extra(lake: Path, events: int, first_order: int) -> EventLog:
+    """Append ``events`` more events (new orders) to an existing lake."""
+    log, _ = build_log(lake, events, seed=11, first_order=first_order)
+    return log
