@@ -257,18 +257,15 @@ def _stage(con: Any, chunk: _Chunk) -> datetime | None:
     rel = con.read_parquet(list(chunk.files), hive_partitioning=False).filter(
         f"position > {int(chunk.lo)} AND position <= {int(chunk.hi)}"
     )
-    rel.create_view("batch", replace=True)
+    con.register("batch", rel)
     rows = con.execute(LAST_RECORDED, {"hi": chunk.hi}).fetchall()
     if not rows or rows[0][0] is None:
         raise IntegrityError(f"the parts do not hold position {chunk.hi}; is the log damaged?")
     return rows[0][0]  # type: ignore[no-any-return]
 
 
-def _unstage(con: Any, chunk: _Chunk) -> None:
-    if chunk.table is not None:
-        con.unregister("batch")
-    else:
-        con.execute("DROP VIEW IF EXISTS batch")
+def _unstage(con: Any) -> None:
+    con.unregister("batch")
 
 
 def _apply_source(
@@ -292,7 +289,7 @@ def _apply_source(
         try:
             recorded = _stage(con, chunk)
             con.execute(sql)
-            _unstage(con, chunk)
+            _unstage(con)
             position = chunk.hi
             if checkpoint:
                 con.execute(

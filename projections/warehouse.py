@@ -171,7 +171,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
     if parts:
-        con.read_parquet(parts, hive_partitioning=False).create_view("events_parts", replace=True)
+        con.register("events_parts", con.read_parquet(parts, hive_partitioning=False))
     else:
         con.register("events_parts", _plain_strings(ENVELOPE_SCHEMA.empty_table()))
     con.execute(EVENTS_VIEW)

@@ -104,8 +104,12 @@ def test_events_view_shows_parts_and_tail(lake: Path) -> None:
     ).fetchone()
     assert got == (log.head(), 1, log.head(), 3)
     types = con.execute("SELECT typeof(event_type), typeof(occurred_at) FROM events LIMIT 1")
-    assert types.fetchone() == ("VARCHAR", "TIMESTAMP WITH TIME ZONE")
+    assert types.fetchall() == [("VARCHAR", "TIMESTAMP WITH TIME ZONE")]
     con.close()
+    ro = connect(log, read_only=True)  # notebooks: the view works on read-only opens too
+    create_events_view(ro, log)
+    assert ro.execute("SELECT count(*) FROM events").fetchall() == [(log.head(),)]
+    ro.close()
     log.close()
 
 
