@@ -62,7 +62,7 @@ PROJECTIONS: tuple[Projection, ...] = (
 """Every projection, in dependency order."""
 
 BY_NAME = {p.name: p for p in PROJECTIONS}
-DEFAULT_BATCH_SIZE = 250_000
+DEFAULT_BATCH_SIZE = 1_000_000
 
 LAST_RECORDED = "SELECT max(recorded_at) FROM batch WHERE position = $hi"
 
@@ -151,11 +151,16 @@ def _session(source: Source, warehouse: Warehouse) -> Iterator[tuple[EventLog, A
     if not own_con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(CREATE_SCHEMAS)
+    # Row order inside a table carries no meaning here (every reader orders or filters by
+    # position), and letting DuckDB insert in parallel makes replay much faster.
+    con.execute("SET preserve_insertion_order = false")
     try:
         yield log, con
     finally:
         if own_con:
             con.close()
+        else:
+            con.execute("RESET preserve_insertion_order")
         if own_log:
             log.close()
 
@@ -321,27 +326,42 @@ class _PartsMovedError(Exception):
         self.position = position
 
 
-def _register_states(con: Any, projection: Projection, source: str, hi: int) -> None:
-    """For a folding projection, register ``states``: fold_states of the source's events."""
-    if projection.folds:
+FoldCache = dict[tuple[str, int, int], pa.Table]
+
+
+def _register_states(
+    con: Any, projection: Projection, source: str, lo: int, hi: int, cache: FoldCache
+) -> None:
+    """For a folding projection, register ``states``: fold_states of the source's events.
+
+    ``orders`` and ``order_states`` fold the same events in one run: computed once.
+    """
+    if not projection.folds:
+        return
+    key = (source, lo, hi)
+    if key not in cache:
+        cache.clear()
         events = con.sql(FOLD_INPUT.replace("@SOURCE@", source), params={"hi": hi})
-        con.register("states", fold_states(events.to_arrow_table()))
+        cache[key] = fold_states(events.to_arrow_table())
+    con.register("states", cache[key])
 
 
-def _full(con: Any, projection: Projection, table: str, hi: int) -> None:
-    _register_states(con, projection, SOURCE_ALL, hi)
+def _full(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:
+    _register_states(con, projection, SOURCE_ALL, 0, hi, cache)
     sql = _sql(projection, projection.full_sql, table)
     con.execute(sql, _params(sql, 0, hi))
 
 
-def _apply_derived(con: Any, projection: Projection, table: str, lo: int, hi: int) -> None:
+def _apply_derived(
+    con: Any, projection: Projection, table: str, lo: int, hi: int, cache: FoldCache
+) -> None:
     """Bring ``table`` from ``lo`` to ``hi`` (inside the caller's transaction)."""
     if lo == 0 or hi - lo > hi // 2:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - a checked identifier
-        _full(con, projection, table, hi)
+        _full(con, projection, table, hi, cache)
         return
     con.execute(TOUCHED, {"lo": lo, "hi": hi})
-    _register_states(con, projection, SOURCE_TOUCHED, hi)
+    _register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
     for statement in projection.incremental_sql:
         sql = _sql(projection, statement, table)
         con.execute(sql, _params(sql, lo, hi))
@@ -412,7 +432,12 @@ def _report(
 
 
 def _rebuild_one(
-    con: Any, log: EventLog, projection: Projection, cp: Checkpoint, batch_size: int
+    con: Any,
+    log: EventLog,
+    projection: Projection,
+    cp: Checkpoint,
+    batch_size: int,
+    cache: FoldCache,
 ) -> tuple[int, int]:
     """Build the next version beside the live one and switch readers in one transaction.
 
@@ -436,7 +461,7 @@ def _rebuild_one(
                 con, projection, table, log, 0, hi, batch_size, checkpoint=False, on_commit=None
             )
         else:
-            _full(con, projection, table, hi)
+            _full(con, projection, table, hi, cache)
         _point_view(con, projection, table)
         con.execute(
             UPSERT_CHECKPOINT,
@@ -475,6 +500,7 @@ def _catch_up_one(
     until: int,
     batch_size: int,
     on_commit: OnCommit | None,
+    cache: FoldCache,
 ) -> int:
     """Apply (checkpoint, until] to one projection; returns the events (positions) applied."""
     if projection.is_source:
@@ -499,7 +525,7 @@ def _catch_up_one(
         return 0
     con.execute("BEGIN TRANSACTION")
     try:
-        _apply_derived(con, projection, cp.table_name, cp.position, hi)
+        _apply_derived(con, projection, cp.table_name, cp.position, hi, cache)
         con.execute(
             ADVANCE_CHECKPOINT,
             {"name": projection.name, "position": hi, "recorded_at": source.recorded_at},
@@ -531,6 +557,7 @@ def catch_up(
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     chosen = select(names)
     done: list[_Done] = []
+    cache: FoldCache = {}
     with _session(source, warehouse) as (log, con):
         until = log.head()
         for projection in chosen:
@@ -547,10 +574,12 @@ def catch_up(
                         "rebuild it ('ledgerlake project --rebuild --only "
                         f"{projection.name}')"
                     )
-                _, applied = _retrying(partial(_rebuild_one, con, log, projection, cp, batch_size))
+                _, applied = _retrying(
+                    partial(_rebuild_one, con, log, projection, cp, batch_size, cache)
+                )
                 rebuilt = True
                 cp = checkpoints(con)[projection.name]
-            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
+            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit, cache)
             done.append(_Done(projection, before, time.perf_counter() - started, rebuilt, applied))
         _install_macros_when_ready(con)
         return _reports(con, log, done)
@@ -572,6 +601,7 @@ def rebuild(
     chosen = select(names)
     targets = {p.name for p in chosen} if not names else set(names)
     done: list[_Done] = []
+    cache: FoldCache = {}
     with _session(source, warehouse) as (log, con):
         until = log.head()
         for projection in chosen:
@@ -581,11 +611,13 @@ def rebuild(
             applied = 0
             rebuilt = projection.name in targets
             if rebuilt:
-                _, applied = _retrying(partial(_rebuild_one, con, log, projection, cp, batch_size))
+                _, applied = _retrying(
+                    partial(_rebuild_one, con, log, projection, cp, batch_size, cache)
+                )
                 if on_commit is not None:
                     on_commit(projection.name, checkpoints(con)[projection.name].position)
                 cp = checkpoints(con)[projection.name]
-            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit)
+            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit, cache)
             done.append(_Done(projection, before, time.perf_counter() - started, rebuilt, applied))
         _install_macros_when_ready(con)
         return _reports(con, log, done)

@@ -113,7 +113,8 @@ _TYPES = (
     REFUND,
     NOTE,
 ) = range(len(_TYPES))
-_STATUS_OF = {CREATED: "open", SHIPPED: "shipped", DELIVERED: "delivered", CANCELLED: "cancelled"}
+STATUSES = ("none", "open", "paid", "shipped", "delivered", "cancelled")
+_STATUS_OF = {CREATED: 1, SHIPPED: 3, DELIVERED: 4, CANCELLED: 5}  # event kind -> STATUSES
 
 
 class _Segments:
@@ -234,12 +235,12 @@ def fold_states(events: pa.Table) -> pa.Table:
     last_set = orders.last_index(sets_status)
     trigger = (kind == CAPTURED) & (total > 0) & (captured >= total)
     last_trigger = orders.last_index(trigger)
-    base = np.full(n, "none", dtype=object)
+    base = np.zeros(n, dtype=np.int8)
     for code, label in _STATUS_OF.items():
         base[kind == code] = label
-    base_status = np.where(last_set >= 0, base[np.where(last_set < 0, 0, last_set)], "none")
-    paid = (base_status == "open") & (last_trigger > last_set)
-    status = np.where(paid, "paid", base_status)
+    base_status = np.where(last_set >= 0, base[np.where(last_set < 0, 0, last_set)], 0)
+    paid = (base_status == 1) & (last_trigger > last_set)
+    status = np.where(paid, 2, base_status).astype(np.int8)
     first_paid = orders.first_index(paid)
 
     last_created = orders.last_index(kind == CREATED)
@@ -263,7 +264,7 @@ def fold_states(events: pa.Table) -> pa.Table:
             "order_id": order_ids,
             "customer_id": created("customer_id"),
             "currency": created("currency"),
-            "status": pa.array(status.astype(str)),
+            "status": pa.DictionaryArray.from_arrays(status, STATUSES).cast(pa.string()),
             "item_count": item_count,
             "subtotal_cents": subtotal,
             "discount_cents": discount,
