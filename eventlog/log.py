@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -50,8 +51,10 @@ from eventlog.parts import (
     check_tiling,
     list_parts,
     live_set,
+    publish_part,
     read_part,
     remove_parts,
+    stage_part,
     temp_files,
     write_part,
 )
@@ -244,6 +247,7 @@ class EventLog:
         self._footers: dict[Path, pq.FileMetaData] = {}
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
+        self._published = False
         self._recent: dict[int, tuple[Any, ...]] = {}
         self.events_dir.mkdir(parents=True, exist_ok=True)
         self.tail = Tail(root / "tail.sqlite")
@@ -286,11 +290,19 @@ class EventLog:
         publishing and committing, and then its parts must be adopted before anyone
         assigns the positions they hold.
         """
-        with self.tail.write() as conn:
-            stale = self._markers()
-            if stale:
-                self._repair_locked(conn)
-            yield conn
+        self._published = False
+        try:
+            with self.tail.write() as conn:
+                stale = self._markers()
+                if stale:
+                    self._repair_locked(conn)
+                yield conn
+        except BaseException:
+            # Rolled back before any part was published: the marker has nothing to guard.
+            if not self._published and self._marker is not None:
+                self._marker.unlink(missing_ok=True)
+                self._marker = None
+            raise
         for marker in stale:
             marker.unlink(missing_ok=True)
         if self._marker is not None:
@@ -303,14 +315,20 @@ class EventLog:
         except FileNotFoundError:
             return []
 
-    def _publish(self, date: str, table: pa.Table) -> Part:
-        """Publish a part inside a write transaction, leaving an in-flight marker first."""
+    def _mark_inflight(self) -> None:
+        """Leave an in-flight marker before publishing (removed after the commit)."""
         if self._marker is None:
             self.inflight_dir.mkdir(parents=True, exist_ok=True)
             marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
             marker.touch()
             self._marker = marker
-        return write_part(self.events_dir, date, table)
+
+    def _publish(self, date: str, table: pa.Table) -> Part:
+        """Publish a part inside a write transaction, leaving an in-flight marker first."""
+        self._mark_inflight()
+        part = write_part(self.events_dir, date, table)
+        self._published = True
+        return part
 
     def _repair(self) -> None:
         """Finish or undo whatever a crash left half-done (see docs/format.md)."""
@@ -625,12 +643,21 @@ class EventLog:
                 names=list(COLUMNS),
             )
             self._seal_locked(conn)
-            # Encode and fsync the part on a second thread (pyarrow releases the GIL) while
-            # this one updates the stream heads in the same, still uncommitted, transaction.
-            # If either fails the transaction rolls back; a part already published is then
-            # adopted by the next writer's repair (an unacknowledged append is whole or absent).
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                publishing = pool.submit(self._publish, _date_of(recorded), out)
+            # Three things overlap here (pyarrow releases the GIL): encoding and fsyncing the
+            # part under a temp name, parsing every payload against its schema, and updating
+            # the stream heads in this still uncommitted transaction. Only when the payloads
+            # are valid is the part published; a bad payload leaves nothing but a temp file
+            # that is deleted at once (or by the next writer's repair after a crash).
+            self._mark_inflight()
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                staging = pool.submit(stage_part, self.events_dir, _date_of(recorded), out)
+                checking = pool.submit(self._check_batch_payloads, table)
+                try:
+                    checking.result()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        staging.result().tmp.unlink(missing_ok=True)
+                    raise
                 counts = np.bincount(codes, minlength=len(stream_list))
                 first_rows = np.unique(codes, return_index=True)[1]
                 stype_col = table.column("stream_type").take(pa.array(first_rows)).to_pylist()
@@ -639,7 +666,8 @@ class EventLog:
                     "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
                     zip(stream_list, stype_col, (base + counts).tolist(), strict=True),
                 )
-                publishing.result()
+                publish_part(staging.result())
+                self._published = True
             self.tail.set_meta("sealed_head", head + n)
             self.tail.set_meta("head", head + n)
             self.tail.set_meta("last_recorded_at", recorded)
@@ -656,6 +684,13 @@ class EventLog:
             int(versions.max()),
             from_micros(recorded),
         )
+
+    def _check_batch_payloads(self, table: pa.Table) -> None:
+        """Parse every payload of a bulk table against its event type's schema."""
+        etype = table.column("event_type").cast(pa.string())
+        for e in pc.unique(etype).to_pylist():
+            spec = self.registry.spec(e)
+            check_payloads(self.registry, spec, table.column("payload").filter(pc.equal(etype, e)))
 
     def _prepare_batch(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, pa.Array]:
         """Validate a bulk table column-wise; returns it normalized, with stream codes."""
@@ -696,7 +731,8 @@ class EventLog:
                 raise InvalidInputError(
                     f"{e} belongs to stream type {spec.stream_type!r}, not {st!r}"
                 )
-            check_payloads(self.registry, spec, table.column("payload").filter(pc.equal(etype, e)))
+        if table.column("payload").null_count:
+            raise InvalidInputError("payload has null values; a JSON object per event expected")
         if "event_id" in table.column_names:
             for eid in table.column("event_id").to_pylist():
                 try:

@@ -104,11 +104,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_part(events_dir: Path, date: str, table: pa.Table) -> Part:
-    """Write a table of consecutive events as a part: temp file, fsync, exclusive publish.
+@dataclass(frozen=True, slots=True)
+class StagedPart:
+    """A part written and fsynced under a temp name, not yet published."""
 
-    The table must be in position order and dense. Publishing uses ``os.link`` so an
-    existing part of the same name is never replaced.
+    tmp: Path
+    part: Part
+
+
+def stage_part(events_dir: Path, date: str, table: pa.Table) -> StagedPart:
+    """Write a table of consecutive events to a temp file and fsync it (invisible to readers).
+
+    The table must be in position order and dense. A crash leaves only the temp file,
+    which the next writer's repair deletes.
     """
     positions = table.column("position")
     first, last = positions[0].as_py(), positions[-1].as_py()
@@ -130,15 +138,26 @@ def write_part(events_dir: Path, date: str, table: pa.Table) -> Part:
         )
         fh.flush()
         os.fsync(fh.fileno())
+    return StagedPart(tmp, Part(first, last, date, final))
+
+
+def publish_part(staged: StagedPart) -> Part:
+    """Publish a staged part with an exclusive ``os.link`` (never replaces), fsync the dirs."""
+    final = staged.part.path
     try:
-        os.link(tmp, final)
+        os.link(staged.tmp, final)
     except FileExistsError:
-        tmp.unlink()
+        staged.tmp.unlink()
         raise IntegrityError(f"part {final} already exists; refusing to replace it") from None
-    tmp.unlink()
-    _fsync_dir(directory)
-    _fsync_dir(events_dir)
-    return Part(first, last, date, final)
+    staged.tmp.unlink()
+    _fsync_dir(final.parent)
+    _fsync_dir(final.parent.parent)
+    return staged.part
+
+
+def write_part(events_dir: Path, date: str, table: pa.Table) -> Part:
+    """Write a table of consecutive events as a part: temp file, fsync, exclusive publish."""
+    return publish_part(stage_part(events_dir, date, table))
 
 
 def remove_parts(parts: list[Part]) -> None:

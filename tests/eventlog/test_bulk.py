@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -51,3 +52,28 @@ def test_number_versions_continues_each_stream_from_its_base() -> None:
     codes = np.array([0, 1, 0, 2, 0, 1])
     base = np.array([5, 0, 1])
     assert number_versions(codes, base).tolist() == [6, 1, 7, 2, 8, 2]
+
+
+def test_a_bad_payload_in_a_bulk_append_writes_nothing(tmp_path: Path) -> None:
+    from eventlog.errors import PayloadSchemaError
+    from eventlog.log import EventLog
+
+    log = EventLog.open(tmp_path / "lake")
+    good = '{"product_name":"Mug","quantity":1,"sku":"s","unit_price_cents":100}'
+    bad = '{"product_name":"Mug","quantity":"one","sku":"s","unit_price_cents":100}'
+    table = pa.table(
+        {
+            "stream_id": ["o-1"] * 3,
+            "event_type": ["ItemAdded"] * 3,
+            "payload": [good, good, bad],
+        }
+    )
+    with pytest.raises(PayloadSchemaError, match="quantity"):
+        log.append_batch(table)
+    assert log.head() == 0
+    assert log.stream_version("o-1") == 0
+    files = [p for p in (tmp_path / "lake" / "events").rglob("*") if p.is_file()]
+    assert files == []
+    log.append_batch(table.slice(0, 2))
+    assert log.head() == 2 and log.verify().ok
+    log.close()
