@@ -62,7 +62,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--only", help="Only this projection (and what it needs); repeatable."),
         ] = None,
-        batch_size: Annotated[int, typer.Option(help="Events per catch-up transaction.")] = 1_000_000,
+        batch_size: Annotated[
+            int, typer.Option(help="Events per catch-up transaction.")
+        ] = 1_000_000,
         json_out: JsonOpt = False,
     ) -> None:
         """Catch up every projection of the warehouse with the log (or rebuild them)."""
