@@ -608,10 +608,11 @@ def _catch_up_derived(
     moved: list[tuple[str, int]] = []
     con.execute("BEGIN TRANSACTION")
     try:
+        stored = checkpoints(con)
         for run in runs:
             started = time.perf_counter()
-            cp = checkpoints(con)[run.projection.name]
-            source = checkpoints(con)[run.projection.depends_on[0]]
+            cp = stored[run.projection.name]
+            source = stored[run.projection.depends_on[0]]
             if source.position > cp.position:
                 _apply_derived(
                     con, run.projection, cp.table_name, cp.position, source.position, cache
@@ -627,7 +628,7 @@ def _catch_up_derived(
                 run.applied += source.position - cp.position
                 moved.append((run.projection.name, source.position))
             run.seconds += time.perf_counter() - started
-        if {ORDER_EVENTS.name, ORDER_STATES.name} <= set(checkpoints(con)):
+        if {ORDER_EVENTS.name, ORDER_STATES.name} <= set(stored):
             install_macros(con)
         con.execute("COMMIT")
     except BaseException:
