@@ -31,7 +31,7 @@ from benchmarks.common import Result, median, percentile
 from eventlog.decider import handle, handle_many
 from eventlog.log import EventLog
 from eventlog.orders import ORDER_DECIDER, AddItem, CreateOrder
-from eventlog.parts import ROW_GROUP_SIZE
+from eventlog.parts import WRITE_OPTIONS
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 AREA = "event log"
@@ -177,14 +177,7 @@ def _pyarrow_limit(table: pa.Table, path: Path) -> float:
     """Seconds pyarrow takes to write the envelope rows to one Parquet file, fsynced."""
     start = time.perf_counter()
     with open(path, "wb") as fh:
-        pq.write_table(
-            table,
-            fh,
-            compression="zstd",
-            row_group_size=ROW_GROUP_SIZE,
-            write_statistics=True,
-            use_dictionary=["stream_type", "event_type", "stream_id"],
-        )
+        pq.write_table(table, fh, **WRITE_OPTIONS)
         fh.flush()
         os.fsync(fh.fileno())
     return time.perf_counter() - start
