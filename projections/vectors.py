@@ -553,16 +553,16 @@ def _with_log(lake: Path, log: EventLog | None) -> tuple[EventLog, bool]:
     return EventLog.open(lake, create=False, seal_on_close=False), True
 
 
-def catch_up_vectors(
+def _run_vectors(
     lake: Path,
     embedder: Embedder,
-    names: Iterable[str] | None = None,
+    names: Iterable[str] | None,
+    log: EventLog | None,
+    chunk_events: int,
+    index_threshold: int,
     *,
-    log: EventLog | None = None,
-    chunk_events: int = CHUNK_EVENTS,
-    index_threshold: int = INDEX_THRESHOLD,
+    fresh: bool,
 ) -> list[ProjectionReport]:
-    """Embed what the log gained since each projection's checkpoint (a new model: from scratch)."""
     chosen = _names(names)
     the_log, owned = _with_log(Path(lake), log)
     try:
@@ -573,7 +573,7 @@ def catch_up_vectors(
                 the_log,
                 embedder,
                 n,
-                fresh=False,
+                fresh=fresh,
                 chunk=chunk_events,
                 index_threshold=index_threshold,
             )
@@ -582,6 +582,19 @@ def catch_up_vectors(
     finally:
         if owned:
             the_log.close()
+
+
+def catch_up_vectors(
+    lake: Path,
+    embedder: Embedder,
+    names: Iterable[str] | None = None,
+    *,
+    log: EventLog | None = None,
+    chunk_events: int = CHUNK_EVENTS,
+    index_threshold: int = INDEX_THRESHOLD,
+) -> list[ProjectionReport]:
+    """Embed what the log gained since each projection's checkpoint (a new model: from scratch)."""
+    return _run_vectors(lake, embedder, names, log, chunk_events, index_threshold, fresh=False)
 
 
 def rebuild_vectors(
@@ -594,25 +607,7 @@ def rebuild_vectors(
     index_threshold: int = INDEX_THRESHOLD,
 ) -> list[ProjectionReport]:
     """Blue-green rebuild: replay the whole log into a new table, then switch the alias."""
-    chosen = _names(names)
-    the_log, owned = _with_log(Path(lake), log)
-    try:
-        store = VectorStore(Path(lake))
-        return [
-            _project(
-                store,
-                the_log,
-                embedder,
-                n,
-                fresh=True,
-                chunk=chunk_events,
-                index_threshold=index_threshold,
-            )
-            for n in chosen
-        ]
-    finally:
-        if owned:
-            the_log.close()
+    return _run_vectors(lake, embedder, names, log, chunk_events, index_threshold, fresh=True)
 
 
 def vector_lag(lake: Path, *, log: EventLog | None = None) -> dict[str, int]:
