@@ -156,7 +156,8 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
         "\n[bold]Next[/bold]:\n"
         f"  ledgerlake --lake {lake} ui     (or: make ui)  the Dagster UI on http://127.0.0.1:3000:\n"
         "      every asset materialized, every check evaluated; rebuild with the rebuild_all job\n"
-        "  make notebooks                   SQL and search notebooks in notebooks/\n"
+        "  make notebooks   (jupyter lab notebooks/)  01 SQL tour, 02 time travel,\n"
+        f"      03 semantic search, 04 outcome model (they read LEDGERLAKE_HOME={lake}, else ./lake)\n"
         f"  ledgerlake --lake {lake} search 'late delivery'   semantic search from the shell"
     )
 
