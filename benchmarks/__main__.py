@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         results += got
         owners += [name] * len(got)
         shutil.rmtree(workdir, ignore_errors=True)
-    render(results, Console())
+    # A pipe or log file gets a wide table instead of one folded to 80 columns.
+    render(results, Console() if sys.stdout.isatty() else Console(width=180))
     rows = [{"module": m, **r.to_json()} for m, r in zip(owners, results, strict=True)]
     if args.only is not None and args.out.exists():  # keep the other modules' figures
         old = json.loads(args.out.read_text())
