@@ -59,6 +59,7 @@ from eventlog.parts import (
     write_part,
 )
 from eventlog.tail import (
+    BUMP_STREAM,
     INSERT_COMMAND,
     INSERT_TAIL,
     SELECT_TAIL_AT,
@@ -230,6 +231,7 @@ class EventLog:
         seal_max_age: timedelta = timedelta(minutes=5),
         bulk_threshold: int = 5_000,
         seal_on_close: bool = True,
+        bulk_heads_lag: int = 2_000_000,
     ) -> None:
         if registry is None:
             from eventlog.orders.events import order_registry
@@ -244,6 +246,7 @@ class EventLog:
         self.seal_max_age = seal_max_age
         self.bulk_threshold = bulk_threshold
         self.seal_on_close = seal_on_close
+        self.bulk_heads_lag = bulk_heads_lag
         self._footers: dict[Path, pq.FileMetaData] = {}
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
@@ -430,10 +433,12 @@ class EventLog:
 
     def stream_version(self, stream_id: str) -> int:
         """The current version of a stream (0 when it does not exist)."""
+        self._ensure_heads()
         return self.tail.stream_versions([stream_id]).get(stream_id, 0)
 
     def stream_state(self, stream_id: str) -> tuple[int, dict[str, Any] | None, int]:
         """(version, stored write-model state or None, version that state reflects)."""
+        self._ensure_heads()
         row = self.tail.stream_row(stream_id)
         if row is None:
             return 0, None, 0
@@ -468,6 +473,7 @@ class EventLog:
             if any(row.client_id for rows in prepared for row in rows):
                 self._catch_up_index()
                 meta = self.tail.metas()
+            self._catch_up_heads()
             versions = self.tail.stream_versions([r.stream_id for r in requests])
             seen_ids: set[str] = set()
             seen_commands: set[str] = set()
@@ -531,7 +537,7 @@ class EventLog:
                     versions[req.stream_id],
                     from_micros(recorded),
                 )
-            updates = {"head": position, "last_recorded_at": recorded}
+            updates = {"head": position, "heads_head": position, "last_recorded_at": recorded}
             if total >= self.bulk_threshold:
                 self._seal_locked(conn)
                 self._write_bulk(conn, new_rows, head)
@@ -598,11 +604,12 @@ class EventLog:
             else:
                 event_ids = uuid4_array(n)
             stream_list = uniques.to_pylist()
-            current = self.tail.stream_versions_bulk(stream_list)
+            base = self._bulk_base(stream_list)
+            where = {sid: i for i, sid in enumerate(stream_list)} if expected_versions else {}
             for sid, expected in (expected_versions or {}).items():
                 validate_expected_version(expected)
-                self._check_version(AppendRequest(sid, [], expected), current.get(sid, 0))
-            base = np.array([current.get(s, 0) for s in stream_list], dtype=np.int64)
+                at = int(base[where[sid]]) if sid in where else int(self._bulk_base([sid])[0])
+                self._check_version(AppendRequest(sid, [], expected), at)
             versions = number_versions(codes, base)
             head = self.tail.meta("head")
             recorded = max(to_micros(self.clock()), self.tail.meta("last_recorded_at"))
@@ -643,11 +650,12 @@ class EventLog:
                 names=list(COLUMNS),
             )
             self._seal_locked(conn)
-            # Three things overlap here (pyarrow releases the GIL): encoding and fsyncing the
-            # part under a temp name, parsing every payload against its schema, and updating
-            # the stream heads in this still uncommitted transaction. Only when the payloads
-            # are valid is the part published; a bad payload leaves nothing but a temp file
-            # that is deleted at once (or by the next writer's repair after a crash).
+            # Two things overlap here (pyarrow releases the GIL): encoding and fsyncing the
+            # part under a temp name, and parsing every payload against its schema. Only when
+            # the payloads are valid is the part published; a bad payload leaves nothing but
+            # a temp file that is deleted at once (or by the next writer's repair after a
+            # crash). Stream heads are not written per stream here: they lag behind
+            # (``heads_head``) until the next writer or reader that needs them catches up.
             self._mark_inflight()
             with ThreadPoolExecutor(max_workers=2) as pool:
                 staging = pool.submit(stage_part, self.events_dir, _date_of(recorded), out)
@@ -658,14 +666,6 @@ class EventLog:
                     with contextlib.suppress(Exception):
                         staging.result().tmp.unlink(missing_ok=True)
                     raise
-                counts = np.bincount(codes, minlength=len(stream_list))
-                first_rows = np.unique(codes, return_index=True)[1]
-                stype_col = table.column("stream_type").take(pa.array(first_rows)).to_pylist()
-                conn.executemany(
-                    "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
-                    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-                    zip(stream_list, stype_col, (base + counts).tolist(), strict=True),
-                )
                 publish_part(staging.result())
                 self._published = True
             self.tail.set_meta("sealed_head", head + n)
@@ -869,6 +869,71 @@ class EventLog:
             self.tail.set_meta("sealed_head", date_rows[-1][0])
 
     # ------------------------------------------------------------------ index
+    def _stale_head_rows(self, start: int, head: int) -> pa.Table:
+        """(stream_id, stream_type, version) of the events in (start, head], all in parts."""
+        tables = list(self._read_locked(start, head, ["stream_id", "stream_type", "version"]))
+        if not tables:
+            return pa.table({"stream_id": [], "stream_type": [], "version": []})
+        return pa.concat_tables(tables)
+
+    def _catch_up_heads(self) -> None:
+        """Bring the stream heads up to the log head (inside a write transaction).
+
+        Only bulk appends leave them behind; the events they skipped are all in parts,
+        so the heads are their per-stream maxima, upserted in key order.
+        """
+        meta = self.tail.metas()
+        start, head = meta["heads_head"], meta["head"]
+        if start >= head:
+            return
+        rows = self._stale_head_rows(start, head)
+        rows = rows.set_column(1, "stream_type", rows.column("stream_type").cast(pa.string()))
+        grouped = rows.group_by(["stream_id"], use_threads=False).aggregate(
+            [("version", "max"), ("stream_type", "first")]
+        )
+        self.tail.conn.executemany(
+            BUMP_STREAM,
+            sorted(
+                zip(
+                    grouped.column("stream_id").to_pylist(),
+                    [str(t) for t in grouped.column("stream_type_first").to_pylist()],
+                    grouped.column("version_max").to_pylist(),
+                    strict=True,
+                )
+            ),
+        )
+        self.tail.set_meta("heads_head", head)
+
+    def _ensure_heads(self) -> None:
+        if self.tail.meta("heads_head") < self.tail.meta("head"):
+            with self._write():
+                self._catch_up_heads()
+
+    def _bulk_base(self, stream_ids: list[str]) -> np.ndarray:
+        """Current versions of a bulk batch's streams (aligned with ``stream_ids``).
+
+        Stored heads, raised to the maxima of the events bulk appends have not folded into
+        them yet; vectorized, since a batch may touch a hundred thousand streams.
+        """
+        meta = self.tail.metas()
+        if meta["head"] - meta["heads_head"] > self.bulk_heads_lag:
+            self._catch_up_heads()
+            meta = self.tail.metas()
+        stored = self.tail.stream_versions_bulk(stream_ids)
+        base = np.fromiter(
+            (stored.get(s, 0) for s in stream_ids), dtype=np.int64, count=len(stream_ids)
+        )
+        if meta["heads_head"] < meta["head"]:
+            rows = self._stale_head_rows(meta["heads_head"], meta["head"])
+            codes = pc.index_in(
+                rows.column("stream_id").cast(pa.string()), pa.array(stream_ids, pa.string())
+            )
+            mine = pc.is_valid(codes)
+            idx = codes.filter(mine).to_numpy(zero_copy_only=False).astype(np.int64)
+            ver = rows.column("version").filter(mine).to_numpy().astype(np.int64)
+            np.maximum.at(base, idx, ver)
+        return base
+
     def _catch_up_index(self) -> None:
         """Index stream positions and event ids beyond ``index_head`` (inside a write tx)."""
         start = self.tail.meta("index_head")
@@ -1150,6 +1215,7 @@ class EventLog:
         problems: list[str] = []
         with self.tail.snapshot():
             head, sealed = self.tail.meta("head"), self.tail.meta("sealed_head")
+            heads_head = self.tail.meta("heads_head")
             tail_rows = self.tail.tail_rows(sealed)
             heads = dict(
                 self.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall()
@@ -1201,13 +1267,46 @@ class EventLog:
                 problems.append(
                     f"stream {sid!r}: versions are not dense from 1 ({cnt} events, max {vmax})"
                 )
-            if heads.get(sid) != vmax:
-                problems.append(f"stream {sid!r}: head says {heads.get(sid)}, events say {vmax}")
-        if len(heads) != by_stream.num_rows and not any("unreadable" in p for p in problems):
-            problems.append(
-                f"{len(heads)} stream heads but {by_stream.num_rows} streams in the log"
-            )
+        problems += self._check_heads(everything, by_stream, heads, heads_head, head)
+        if not any("unreadable" in p for p in problems):
+            extra = set(heads) - set(by_stream.column("stream_id").to_pylist())
+            if extra:
+                problems.append(f"{len(extra)} stream heads name streams with no events")
         return VerifyReport(not problems, head, sealed, n, len(live), problems)
+
+    @staticmethod
+    def _check_heads(
+        everything: pa.Table,
+        by_stream: pa.Table,
+        heads: dict[str, int],
+        heads_head: int,
+        head: int,
+    ) -> list[str]:
+        """Stream heads must equal the events' maxima (or lie between the maxima up to
+        ``heads_head`` and the log's, while bulk appends have left them behind)."""
+        problems = []
+        upto = everything.filter(pc.less_equal(everything.column("position"), heads_head))
+        low_t = upto.group_by("stream_id").aggregate([("version", "max")])
+        low = dict(
+            zip(
+                low_t.column("stream_id").to_pylist(),
+                low_t.column("version_max").to_pylist(),
+                strict=True,
+            )
+        )
+        for sid, vmax in zip(
+            by_stream.column("stream_id").to_pylist(),
+            by_stream.column("version_max").to_pylist(),
+            strict=True,
+        ):
+            have = heads.get(sid, 0)
+            if heads_head >= head and have != vmax:
+                problems.append(f"stream {sid!r}: head says {have}, events say {vmax}")
+            elif heads_head < head and not (low.get(sid, 0) <= have <= vmax):
+                problems.append(
+                    f"stream {sid!r}: head says {have}, events say {low.get(sid, 0)}..{vmax}"
+                )
+        return problems
 
     def info(self) -> LakeInfo:
         """Heads, parts, partitions and bytes of the lake."""
@@ -1215,6 +1314,11 @@ class EventLog:
         count, _ = self.tail.tail_stats()
         tail_bytes = sum(f.stat().st_size for f in self.root.glob("tail.sqlite*") if f.is_file())
         streams = self.tail.conn.execute("SELECT count(*) FROM streams").fetchone()[0]
+        meta = self.tail.metas()
+        if meta["heads_head"] < meta["head"]:  # bulk appends not folded into the heads yet
+            lagging = self._stale_head_rows(meta["heads_head"], meta["head"])
+            new_ids = pc.unique(lagging.column("stream_id")).to_pylist()
+            streams += len(new_ids) - len(self.tail.stream_versions_bulk(new_ids))
         return LakeInfo(
             head=self.head(),
             sealed_head=self.sealed_head(),

@@ -77,3 +77,44 @@ def test_a_bad_payload_in_a_bulk_append_writes_nothing(tmp_path: Path) -> None:
     log.append_batch(table.slice(0, 2))
     assert log.head() == 2 and log.verify().ok
     log.close()
+
+
+def _items(stream_ids: list[str]) -> pa.Table:
+    payload = '{"product_name":"Mug","quantity":1,"sku":"s","unit_price_cents":100}'
+    n = len(stream_ids)
+    return pa.table(
+        {"stream_id": stream_ids, "event_type": ["ItemAdded"] * n, "payload": [payload] * n}
+    )
+
+
+def test_stream_heads_lag_behind_bulk_appends_but_every_answer_is_current(
+    tmp_path: Path,
+) -> None:
+    from eventlog.envelope import NewEvent
+    from eventlog.errors import ConcurrencyError
+    from eventlog.log import EventLog
+
+    log = EventLog.open(tmp_path / "lake", bulk_heads_lag=10)
+    log.append_batch(_items(["a", "b", "a"]))
+    log.append_batch(_items(["a", "c"]), expected_versions={"a": 2, "c": "no_stream"})
+    # three bulk appends without writing per-stream heads; the third passes the lag limit
+    with pytest.raises(ConcurrencyError):
+        log.append_batch(_items(["b"]), expected_versions={"b": 2})
+    assert log.tail.meta("heads_head") < log.head()
+    assert log.verify().ok
+    assert log.info().streams == 3
+    table = log.read_all()
+    versions = list(zip(table["stream_id"].to_pylist(), table["version"].to_pylist(), strict=True))
+    assert versions == [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("c", 1)]
+    assert log.stream_version("a") == 3  # a reader catches the heads up
+    assert log.tail.meta("heads_head") == log.head()
+    log.append_batch(_items(["c"] * 12))
+    log.append_batch(_items(["c"]))  # 13 lagging events > 10: caught up first
+    assert log.tail.meta("heads_head") == log.head() - 1 == 17
+    item = NewEvent(
+        "ItemAdded", {"product_name": "Mug", "quantity": 1, "sku": "s", "unit_price_cents": 100}
+    )
+    res = log.append("c", [item], expected_version=14)  # a tail append sees every bulk event
+    assert (res.first_version, log.stream_version("c")) == (15, 15)
+    assert log.verify().ok
+    log.close()
