@@ -473,7 +473,7 @@ class EventLog:
             if any(row.client_id for rows in prepared for row in rows):
                 self._catch_up_index()
                 meta = self.tail.metas()
-            self._catch_up_heads()
+            self._catch_up_heads(meta)
             versions = self.tail.stream_versions([r.stream_id for r in requests])
             seen_ids: set[str] = set()
             seen_commands: set[str] = set()
@@ -876,13 +876,13 @@ class EventLog:
             return pa.table({"stream_id": [], "stream_type": [], "version": []})
         return pa.concat_tables(tables)
 
-    def _catch_up_heads(self) -> None:
+    def _catch_up_heads(self, meta: dict[str, int] | None = None) -> None:
         """Bring the stream heads up to the log head (inside a write transaction).
 
         Only bulk appends leave them behind; the events they skipped are all in parts,
         so the heads are their per-stream maxima, upserted in key order.
         """
-        meta = self.tail.metas()
+        meta = meta or self.tail.metas()
         start, head = meta["heads_head"], meta["head"]
         if start >= head:
             return
