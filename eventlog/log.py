@@ -905,7 +905,8 @@ class EventLog:
         self.tail.set_meta("heads_head", head)
 
     def _ensure_heads(self) -> None:
-        if self.tail.meta("heads_head") < self.tail.meta("head"):
+        meta = self.tail.metas()
+        if meta["heads_head"] < meta["head"]:
             with self._write():
                 self._catch_up_heads()
 
