@@ -386,10 +386,8 @@ FROM (
 
 # The order histories a derived projection reads: all of them, or the touched orders'.
 SOURCE_ALL = "SELECT * FROM analytics.order_events WHERE position <= $hi"
-SOURCE_TOUCHED = (
-    "SELECT * FROM analytics.order_events WHERE position <= $hi "
-    "AND order_id IN (SELECT order_id FROM touched)"
-)
+# ``touched_events``: the touched orders' histories up to $hi, built once per catch-up.
+SOURCE_TOUCHED = "SELECT * FROM touched_events"
 DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id FROM touched)"
 
 # --- analytics.orders ----------------------------------------------------------------------
@@ -642,8 +640,7 @@ def _daily_sales_select(touched_days_only: bool) -> str:
 
 TOUCHED_DAYS = """
 CREATE OR REPLACE TEMP TABLE touched_days AS
-SELECT DISTINCT occurred_at::DATE AS day FROM analytics.order_events
-WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
+SELECT DISTINCT occurred_at::DATE AS day FROM touched_events
 """
 
 DAILY_SALES = Projection(
@@ -703,9 +700,7 @@ GROUP BY customer_id, currency
 
 TOUCHED_CUSTOMERS = """
 CREATE OR REPLACE TEMP TABLE touched_customers AS
-SELECT DISTINCT customer_id FROM analytics.order_events
-WHERE position <= $hi AND event_type = 'OrderCreated'
-  AND order_id IN (SELECT order_id FROM touched)
+SELECT DISTINCT customer_id FROM touched_events WHERE event_type = 'OrderCreated'
 """
 
 CUSTOMERS = Projection(
