@@ -475,6 +475,7 @@ class EventLog:
                 meta = self.tail.metas()
             self._catch_up_heads(meta)
             versions = self.tail.stream_versions([r.stream_id for r in requests])
+            stored_versions = dict(versions)
             seen_ids: set[str] = set()
             seen_commands: set[str] = set()
             todo: list[int] = []
@@ -506,7 +507,7 @@ class EventLog:
                 return [r for r in results if r is not None]
             recorded = max(to_micros(self.clock()), meta["last_recorded_at"])
             new_rows: list[tuple[Any, ...]] = []
-            versions = self.tail.stream_versions([requests[i].stream_id for i in todo])
+            versions = stored_versions
             position = head
             for i in todo:
                 req, rows = requests[i], prepared[i]

@@ -140,7 +140,16 @@ class Tail:
 
     def set_metas(self, values: dict[str, int]) -> None:
         """Set several counters of the meta table (inside a write transaction)."""
-        self.conn.executemany(UPDATE_META, [(v, k) for k, v in values.items()])
+        if not values:
+            return
+        # one statement for all counters: a commit is a handful of statements, each counts
+        cases = " ".join("WHEN ? THEN ?" for _ in values)
+        marks = ",".join("?" * len(values))
+        params: list[object] = [x for kv in values.items() for x in kv]
+        self.conn.execute(
+            f"UPDATE meta SET value = CASE key {cases} END WHERE key IN ({marks})",  # noqa: S608
+            [*params, *values],
+        )
 
     def oldest_tail_recorded_at(self) -> int | None:
         """recorded_at (microseconds) of the oldest tail row, or None when the tail is empty."""
