@@ -392,9 +392,8 @@ DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id 
 
 # --- analytics.orders ----------------------------------------------------------------------
 
-ORDERS_DDL = """
-CREATE TABLE @TABLE@ (
-    order_id VARCHAR NOT NULL,
+# The order-state columns of DESIGN.md, shared by analytics.orders and temporal.order_states.
+ORDER_STATE_COLUMNS = """
     customer_id VARCHAR NOT NULL,
     currency VARCHAR NOT NULL,
     status VARCHAR NOT NULL,
@@ -412,7 +411,15 @@ CREATE TABLE @TABLE@ (
     note_count BIGINT NOT NULL,
     version BIGINT NOT NULL,
     last_event_type VARCHAR NOT NULL,
-    customer_name VARCHAR NOT NULL,
+"""
+
+ORDERS_DDL = (
+    """
+CREATE TABLE @TABLE@ (
+    order_id VARCHAR NOT NULL,
+"""
+    + ORDER_STATE_COLUMNS.lstrip("\n")
+    + """    customer_name VARCHAR NOT NULL,
     customer_email VARCHAR NOT NULL,
     channel VARCHAR NOT NULL,
     tracking_number VARCHAR,
@@ -426,6 +433,7 @@ CREATE TABLE @TABLE@ (
     last_position BIGINT NOT NULL
 )
 """
+)
 
 ORDERS_SELECT = """
 SELECT

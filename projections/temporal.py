@@ -25,6 +25,7 @@ from eventlog.log import EventLog
 from eventlog.orders.decider import PUBLIC_FIELDS
 from projections.tables import (
     DELETE_TOUCHED_ORDERS,
+    ORDER_STATE_COLUMNS,
     Projection,
     fold_query,
 )
@@ -38,32 +39,19 @@ STATE_COLUMNS = (
 )
 assert STATE_COLUMNS.split(", ") == list(PUBLIC_FIELDS), "order state fields changed"
 
-ORDER_STATES_DDL = """
+ORDER_STATES_DDL = (
+    """
 CREATE TABLE @TABLE@ (
     order_id VARCHAR NOT NULL,
     valid_from TIMESTAMPTZ NOT NULL,
     valid_to TIMESTAMPTZ,
-    customer_id VARCHAR NOT NULL,
-    currency VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,
-    item_count BIGINT NOT NULL,
-    subtotal_cents BIGINT NOT NULL,
-    discount_cents BIGINT NOT NULL,
-    total_cents BIGINT NOT NULL,
-    authorized_cents BIGINT NOT NULL,
-    captured_cents BIGINT NOT NULL,
-    refunded_cents BIGINT NOT NULL,
-    payment_failures BIGINT NOT NULL,
-    shipping_city VARCHAR,
-    shipping_country VARCHAR,
-    carrier VARCHAR,
-    note_count BIGINT NOT NULL,
-    version BIGINT NOT NULL,
-    last_event_type VARCHAR NOT NULL,
-    recorded_at TIMESTAMPTZ NOT NULL,
+"""
+    + ORDER_STATE_COLUMNS.lstrip("\n")
+    + """    recorded_at TIMESTAMPTZ NOT NULL,
     position BIGINT NOT NULL
 )
 """
+)
 
 ORDER_STATES_SELECT = """
 SELECT order_id, valid_from, valid_to, customer_id, currency, status, item_count,
