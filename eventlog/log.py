@@ -387,17 +387,7 @@ class EventLog:
     def _bump_streams_from(self, conn: Any, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        grouped = table.group_by(["stream_id", "stream_type"]).aggregate([("version", "max")])
-        conn.executemany(
-            "INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?) "
-            "ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.version)",
-            zip(
-                grouped.column("stream_id").to_pylist(),
-                [str(x) for x in grouped.column("stream_type").to_pylist()],
-                grouped.column("version_max").to_pylist(),
-                strict=True,
-            ),
-        )
+        self._bump_heads(table)
         first_pos: dict[str, tuple[str, int, int]] = {}
         for meta, pos, sid in zip(
             table.column("metadata").to_pylist(),
@@ -541,11 +531,14 @@ class EventLog:
             updates = {"head": position, "heads_head": position, "last_recorded_at": recorded}
             if total >= self.bulk_threshold:
                 self._seal_locked(conn)
-                self._write_bulk(conn, new_rows, head)
+                self._write_bulk(new_rows)
             else:
                 conn.executemany(INSERT_TAIL, new_rows)
                 if meta["index_head"] == head:
-                    self.tail.index_rows([(r[2], r[3], r[0], r[4]) for r in new_rows])
+                    self.tail.insert_index(
+                        [(r[2], r[3], r[0]) for r in new_rows],
+                        [(event_hash(r[4]), r[0]) for r in new_rows],
+                    )
                     updates["index_head"] = position
             for i in todo:
                 req, res = requests[i], results[i]
@@ -831,7 +824,7 @@ class EventLog:
         if current != wanted:
             raise ConcurrencyError(req.stream_id, expected, current)
 
-    def _write_bulk(self, conn: Any, rows: list[tuple[Any, ...]], head: int) -> None:
+    def _write_bulk(self, rows: list[tuple[Any, ...]]) -> None:
         """Write a large append straight to a part, under the writer lock."""
         table = _tail_table(rows)
         self._publish(_date_of(rows[0][8]), table)
@@ -887,8 +880,19 @@ class EventLog:
         start, head = meta["heads_head"], meta["head"]
         if start >= head:
             return
-        rows = self._stale_head_rows(start, head)
-        rows = rows.set_column(1, "stream_type", rows.column("stream_type").cast(pa.string()))
+        self._bump_heads(self._stale_head_rows(start, head))
+        self.tail.set_meta("heads_head", head)
+
+    def _bump_heads(self, rows: pa.Table) -> None:
+        """Raise each stream's head to the highest version in ``rows`` (key order)."""
+        types = rows.column("stream_type").cast(pa.string())
+        rows = pa.table(
+            {
+                "stream_id": rows.column("stream_id"),
+                "stream_type": types,
+                "version": rows.column("version"),
+            }
+        )
         grouped = rows.group_by(["stream_id"], use_threads=False).aggregate(
             [("version", "max"), ("stream_type", "first")]
         )
@@ -897,13 +901,12 @@ class EventLog:
             sorted(
                 zip(
                     grouped.column("stream_id").to_pylist(),
-                    [str(t) for t in grouped.column("stream_type_first").to_pylist()],
+                    grouped.column("stream_type_first").to_pylist(),
                     grouped.column("version_max").to_pylist(),
                     strict=True,
                 )
             ),
         )
-        self.tail.set_meta("heads_head", head)
 
     def _ensure_heads(self) -> None:
         meta = self.tail.metas()
@@ -972,8 +975,7 @@ class EventLog:
                 strict=True,
             )
         )
-        self.tail.conn.executemany("INSERT OR REPLACE INTO stream_index VALUES (?, ?, ?)", streams)
-        self.tail.conn.executemany("INSERT OR REPLACE INTO event_index VALUES (?, ?)", hashes)
+        self.tail.insert_index(streams, hashes, replace=True)
         self.tail.set_meta("index_head", head)
 
     def _ensure_index(self) -> None:

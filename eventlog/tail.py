@@ -208,17 +208,17 @@ class Tail:
         row = self.conn.execute("SELECT count(*), min(recorded_at) FROM tail").fetchone()
         return int(row[0]), row[1]
 
-    def index_rows(
-        self, rows: Sequence[tuple[str, int, int, str]], *, replace: bool = False
+    def insert_index(
+        self,
+        streams: Sequence[tuple[str, int, int]],
+        hashes: Sequence[tuple[int, int]],
+        *,
+        replace: bool = False,
     ) -> None:
-        """Index (stream_id, version, position, event_id) rows."""
+        """Index (stream_id, version, position) and (event_hash, position) rows."""
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        self.conn.executemany(
-            f"{verb} INTO stream_index VALUES (?, ?, ?)", [(s, v, p) for s, v, p, _ in rows]
-        )
-        self.conn.executemany(
-            f"{verb} INTO event_index VALUES (?, ?)", [(event_hash(e), p) for _, _, p, e in rows]
-        )
+        self.conn.executemany(f"{verb} INTO stream_index VALUES (?, ?, ?)", streams)
+        self.conn.executemany(f"{verb} INTO event_index VALUES (?, ?)", hashes)
 
     def position_of_event(self, event_id: str) -> int | None:
         """The position the event-id index holds for an id's hash, or None."""

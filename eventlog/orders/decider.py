@@ -191,18 +191,13 @@ def _replace_payment(payments: tuple[Payment, ...], payment: Payment) -> tuple[P
 
 
 _T = TypeVar("_T", "OrderState", "Line", "Payment")
-_FIELDS_OF: dict[type[Any], tuple[str, ...]] = {}
 
 
 def _replace(value: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` without its per-call field introspection (evolve is hot)."""
-    cls = type(value)
-    names = _FIELDS_OF.get(cls)
-    if names is None:
-        names = _FIELDS_OF[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    values = {name: getattr(value, name) for name in names}
+    values = {name: getattr(value, name) for name in _FIELD_NAMES[type(value)]}
     values.update(changes)
-    return cls(**values)
+    return type(value)(**values)
 
 
 def _apply(state: OrderState, event: OrderEvent) -> OrderState:
