@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from eventlog.bulk import check_payloads, check_stream_ids, number_versions, uuid4_array
+from eventlog.bulk import (
+    check_payloads,
+    check_stream_ids,
+    json_string_array,
+    number_versions,
+    uuid4_array,
+)
 from eventlog.codec import EventRegistry, dumps
 from eventlog.envelope import (
     ANY,
@@ -49,6 +55,7 @@ from eventlog.errors import (
 from eventlog.parts import (
     Part,
     check_tiling,
+    fsync_dir,
     list_parts,
     live_set,
     publish_part,
@@ -213,6 +220,12 @@ def _record_from_row(row: tuple[Any, ...]) -> RecordedEvent:
     )
 
 
+def _max_per_stream(rows: pa.Table) -> pa.Table:
+    """(stream_id, version): the highest version of each stream among ``rows``."""
+    grouped = rows.group_by(["stream_id"], use_threads=False).aggregate([("version", "max")])
+    return grouped.rename_columns(["stream_id", "version"])
+
+
 def _date_of(micros: int) -> str:
     return from_micros(micros).date().isoformat()
 
@@ -232,6 +245,7 @@ class EventLog:
         bulk_threshold: int = 5_000,
         seal_on_close: bool = True,
         bulk_heads_lag: int = 2_000_000,
+        bulk_part_rows: int = 50_000,
     ) -> None:
         if registry is None:
             from eventlog.orders.events import order_registry
@@ -247,11 +261,16 @@ class EventLog:
         self.bulk_threshold = bulk_threshold
         self.seal_on_close = seal_on_close
         self.bulk_heads_lag = bulk_heads_lag
+        if bulk_part_rows < 1:
+            raise InvalidInputError(f"bulk_part_rows must be at least 1, got {bulk_part_rows}")
+        self.bulk_part_rows = bulk_part_rows
         self._footers: dict[Path, pq.FileMetaData] = {}
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
         self._published = False
         self._recent: dict[int, tuple[Any, ...]] = {}
+        # (heads_head, upto, per-stream version maxima of (heads_head, upto]): _stale_heads
+        self._stale: tuple[int, int, pa.Table] | None = None
         self.events_dir.mkdir(parents=True, exist_ok=True)
         self.tail = Tail(root / "tail.sqlite")
         self._repair()
@@ -318,12 +337,22 @@ class EventLog:
         except FileNotFoundError:
             return []
 
-    def _mark_inflight(self) -> None:
-        """Leave an in-flight marker before publishing (removed after the commit)."""
+    def _mark_inflight(self, span: tuple[int, int] | None = None) -> None:
+        """Leave an in-flight marker before publishing (removed after the commit).
+
+        A bulk append names its positions ``span`` in the marker (written durably): should
+        its writer die having published only some of the batch's parts, repair removes them.
+        """
         if self._marker is None:
             self.inflight_dir.mkdir(parents=True, exist_ok=True)
             marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
-            marker.touch()
+            with open(marker, "w") as fh:
+                if span is not None:
+                    fh.write(f"{span[0]} {span[1]}\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if span is not None:
+                fsync_dir(self.inflight_dir)
             self._marker = marker
 
     def _publish(self, date: str, table: pa.Table) -> Part:
@@ -354,11 +383,12 @@ class EventLog:
         """
         for tmp in temp_files(self.events_dir):
             tmp.unlink(missing_ok=True)
+        sealed = self.tail.meta("sealed_head")
+        self._undo_partial_batches(sealed)
         every = list_parts(self.events_dir)
         live = live_set(every)
         remove_parts([p for p in every if p not in live])
         self._footers.clear()
-        sealed = self.tail.meta("sealed_head")
         if not live:
             return
         if sealed == 0 and self.tail.meta("head") == 0:
@@ -371,6 +401,24 @@ class EventLog:
                 )
             self._adopt_part(conn, part, sealed)
             sealed = part.last
+
+    def _undo_partial_batches(self, sealed: int) -> None:
+        """Remove the parts of a bulk append whose writer died before publishing them all.
+
+        Its marker names the batch's positions; a batch beyond the sealed head was never
+        committed, and unless every one of its positions is published it must not land.
+        """
+        for marker in self._markers():
+            try:
+                text = marker.read_text().split()
+            except FileNotFoundError:
+                continue
+            if len(text) != 2 or int(text[0]) <= sealed:
+                continue
+            first, last = int(text[0]), int(text[1])
+            mine = [p for p in list_parts(self.events_dir) if first <= p.first and p.last <= last]
+            if sum(p.last - p.first + 1 for p in live_set(mine)) != last - first + 1:
+                remove_parts(mine)
 
     def _adopt_part(self, conn: Any, part: Part, sealed: int) -> None:
         """A published part beyond the sealed head wins: its rows leave the tail."""
@@ -583,10 +631,33 @@ class EventLog:
         """
         table, codes, uniques = self._prepare_batch(table)
         n = table.num_rows
+        # Payloads are parsed against their schemas on a second thread from the start
+        # (pyarrow releases the GIL); the part is only published once they all fit.
+        parts = -(-n // self.bulk_part_rows)
+        with ThreadPoolExecutor(max_workers=2 + min(parts, os.cpu_count() or 1)) as pool:
+            checking = pool.submit(self._check_batch_payloads, table)
+            new_ids = None if "event_id" in table.column_names else pool.submit(uuid4_array, n)
+            result = self._append_batch_locked(
+                pool, checking, new_ids, table, codes, uniques, expected_versions, command_id
+            )
+        return result
+
+    def _append_batch_locked(
+        self,
+        pool: ThreadPoolExecutor,
+        checking: Future[None],
+        new_ids: Future[pa.Array] | None,
+        table: pa.Table,
+        codes: np.ndarray,
+        uniques: pa.Array,
+        expected_versions: dict[str, ExpectedVersion] | None,
+        command_id: str | None,
+    ) -> AppendResult:
+        n = table.num_rows
         with self._write() as conn:
             if command_id and (hit := self.tail.command(command_id)) is not None:
                 return self._result_for(hit[0], hit[1], hit[2])
-            if "event_id" in table.column_names:
+            if new_ids is None:
                 self._catch_up_index()
                 ids = table.column("event_id").to_pylist()
                 if len(set(ids)) != len(ids):
@@ -594,17 +665,14 @@ class EventLog:
                 for eid in ids:
                     if (pos := self.tail.position_of_event(eid)) is not None:
                         raise DuplicateEventError(f"event id {eid} is already in the log at {pos}")
-                event_ids = table.column("event_id")
-            else:
-                event_ids = uuid4_array(n)
-            stream_list = uniques.to_pylist()
-            base = self._bulk_base(stream_list)
-            where = {sid: i for i, sid in enumerate(stream_list)} if expected_versions else {}
+            base = self._bulk_base(uniques)
             for sid, expected in (expected_versions or {}).items():
                 validate_expected_version(expected)
-                at = int(base[where[sid]]) if sid in where else int(self._bulk_base([sid])[0])
-                self._check_version(AppendRequest(sid, [], expected), at)
+                at = pc.index(uniques, sid).as_py()
+                current = base[at] if at >= 0 else self._bulk_base(pa.array([sid]))[0]
+                self._check_version(AppendRequest(sid, [], expected), int(current))
             versions = number_versions(codes, base)
+            event_ids = table.column("event_id") if new_ids is None else new_ids.result()
             head = self.tail.meta("head")
             recorded = max(to_micros(self.clock()), self.tail.meta("last_recorded_at"))
             meta_col = (
@@ -644,34 +712,46 @@ class EventLog:
                 names=list(COLUMNS),
             )
             self._seal_locked(conn)
-            # Two things overlap here (pyarrow releases the GIL): encoding and fsyncing the
-            # part under a temp name, and parsing every payload against its schema. Only when
-            # the payloads are valid is the part published; a bad payload leaves nothing but
-            # a temp file that is deleted at once (or by the next writer's repair after a
-            # crash). Stream heads are not written per stream here: they lag behind
+            # Several things overlap here (pyarrow releases the GIL): encoding and fsyncing
+            # the parts under temp names, a part of at most ``bulk_part_rows`` rows per
+            # thread, and parsing every payload against its schema. Only when the payloads
+            # are valid are the parts published, in order; a bad payload leaves nothing but
+            # temp files that are deleted at once (or by the next writer's repair after a
+            # crash). The in-flight marker names the batch's positions, so that a crash
+            # between two publishes is undone rather than adopted: a batch lands whole or
+            # not at all. Stream heads are not written per stream here: they lag behind
             # (``heads_head``) until the next writer or reader that needs them catches up.
-            self._mark_inflight()
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                staging = pool.submit(stage_part, self.events_dir, _date_of(recorded), out)
-                checking = pool.submit(self._check_batch_payloads, table)
-                try:
-                    checking.result()
-                except BaseException:
+            self._mark_inflight((head + 1, head + n))
+            date = _date_of(recorded)
+            size = -(-n // -(-n // self.bulk_part_rows))  # even parts, none over the limit
+            stagings = [
+                pool.submit(stage_part, self.events_dir, date, out.slice(lo, size))
+                for lo in range(0, n, size)
+            ]
+            heads = base + np.bincount(codes, minlength=len(uniques))
+            merging = pool.submit(self._stale_after, head, head + n, uniques, heads)
+            try:
+                checking.result()
+                staged = [staging.result() for staging in stagings]
+            except BaseException:
+                for staging in stagings:
                     with contextlib.suppress(Exception):
                         staging.result().tmp.unlink(missing_ok=True)
-                    raise
-                publish_part(staging.result())
-                self._published = True
-            self.tail.set_meta("sealed_head", head + n)
-            self.tail.set_meta("head", head + n)
-            self.tail.set_meta("last_recorded_at", recorded)
+                raise
+            self._published = True
+            for part in staged:
+                publish_part(part)
+            self.tail.set_metas(
+                {"sealed_head": head + n, "head": head + n, "last_recorded_at": recorded}
+            )
             if command_id:
                 conn.execute(
                     "INSERT INTO commands VALUES (?, ?, ?, ?)",
-                    (command_id, stream_list[0], head + 1, head + n),
+                    (command_id, uniques[0].as_py(), head + 1, head + n),
                 )
+        self._stale = merging.result()
         return AppendResult(
-            stream_list[0] if len(stream_list) == 1 else "*",
+            uniques[0].as_py() if len(uniques) == 1 else "*",
             head + 1,
             head + n,
             int(versions.min()),
@@ -682,9 +762,12 @@ class EventLog:
     def _check_batch_payloads(self, table: pa.Table) -> None:
         """Parse every payload of a bulk table against its event type's schema."""
         etype = table.column("event_type").cast(pa.string())
-        for e in pc.unique(etype).to_pylist():
-            spec = self.registry.spec(e)
-            check_payloads(self.registry, spec, table.column("payload").filter(pc.equal(etype, e)))
+        kinds = pc.unique(etype).to_pylist()
+        for e in kinds:
+            payloads = table.column("payload")
+            if len(kinds) > 1:
+                payloads = payloads.filter(pc.equal(etype, e))
+            check_payloads(self.registry, self.registry.spec(e), payloads)
 
     def _prepare_batch(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, pa.Array]:
         """Validate a bulk table column-wise; returns it normalized, with stream codes."""
@@ -914,30 +997,74 @@ class EventLog:
             with self._write():
                 self._catch_up_heads()
 
-    def _bulk_base(self, stream_ids: list[str]) -> np.ndarray:
-        """Current versions of a bulk batch's streams (aligned with ``stream_ids``).
+    def _bulk_base(self, uniques: pa.Array) -> np.ndarray:
+        """Current versions of a bulk batch's distinct streams (aligned with ``uniques``).
 
         Stored heads, raised to the maxima of the events bulk appends have not folded into
         them yet; vectorized, since a batch may touch a hundred thousand streams.
         """
         meta = self.tail.metas()
         if meta["head"] - meta["heads_head"] > self.bulk_heads_lag:
-            self._catch_up_heads()
+            self._catch_up_heads(meta)
             meta = self.tail.metas()
-        stored = self.tail.stream_versions_bulk(stream_ids)
-        base = np.fromiter(
-            (stored.get(s, 0) for s in stream_ids), dtype=np.int64, count=len(stream_ids)
+        base = np.zeros(len(uniques), dtype=np.int64)
+        ids, versions = (
+            self.tail.stream_versions_arrow(json_string_array(uniques))
+            if self.tail.has_streams()
+            else ([], [])
         )
+        if ids:
+            at = pc.index_in(pa.array(ids, pa.string()), uniques).to_numpy(zero_copy_only=False)
+            base[at.astype(np.int64)] = versions
         if meta["heads_head"] < meta["head"]:
-            rows = self._stale_head_rows(meta["heads_head"], meta["head"])
-            codes = pc.index_in(
-                rows.column("stream_id").cast(pa.string()), pa.array(stream_ids, pa.string())
-            )
+            stale = self._stale_heads(meta["heads_head"], meta["head"])
+            codes = pc.index_in(stale.column("stream_id"), uniques)
             mine = pc.is_valid(codes)
-            idx = codes.filter(mine).to_numpy(zero_copy_only=False).astype(np.int64)
-            ver = rows.column("version").filter(mine).to_numpy().astype(np.int64)
-            np.maximum.at(base, idx, ver)
+            at = codes.filter(mine).to_numpy(zero_copy_only=False).astype(np.int64)
+            ver = stale.column("version").filter(mine).to_numpy().astype(np.int64)
+            base[at] = np.maximum(base[at], ver)  # stale rows are one per stream
         return base
+
+    def _stale_heads(self, start: int, head: int) -> pa.Table:
+        """Per-stream version maxima of the events in (start, head] (see ``heads_head``).
+
+        Kept in memory between bulk appends: positions at or below the cached range's end
+        never change, so only the events appended since (by anyone) are read from parts.
+        """
+        cached = self._stale
+        if cached is not None and cached[0] == start and cached[1] <= head:
+            lo, table = cached[1], cached[2]
+        else:
+            lo, table = start, None
+        if lo < head:
+            rows = self._stale_head_rows(lo, head)
+            fresh = pa.table(
+                {
+                    "stream_id": rows.column("stream_id").cast(pa.string()),
+                    "version": rows.column("version").cast(pa.int64()),
+                }
+            )
+            table = _max_per_stream(fresh if table is None else pa.concat_tables([table, fresh]))
+        if table is None:
+            empty = {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
+            table = _max_per_stream(pa.table(empty))
+        self._stale = (start, head, table)
+        return table
+
+    def _stale_after(
+        self, before: int, after: int, uniques: pa.Array, heads: np.ndarray
+    ) -> tuple[int, int, pa.Table] | None:
+        """The cache once a bulk append of (before, after] commits (None: not current).
+
+        The batch's streams ``uniques`` then stand at ``heads``.
+        """
+        cached = self._stale
+        if cached is None or cached[1] != before:
+            return None
+        mine = pa.table({"stream_id": uniques.cast(pa.string()), "version": pa.array(heads)})
+        # the batch's heads are the new maxima of its streams: they replace older entries
+        older = cached[2].filter(pc.invert(pc.is_in(cached[2].column("stream_id"), uniques)))
+        return (cached[0], after, pa.concat_tables([older, mine]).combine_chunks())
 
     def _catch_up_index(self) -> None:
         """Index stream positions and event ids beyond ``index_head`` (inside a write tx)."""

@@ -104,7 +104,7 @@ def check_tiling(live: list[Part], sealed_head: int) -> list[str]:
     return problems
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -151,8 +151,8 @@ def publish_part(staged: StagedPart) -> Part:
         staged.tmp.unlink()
         raise IntegrityError(f"part {final} already exists; refusing to replace it") from None
     staged.tmp.unlink()
-    _fsync_dir(final.parent)
-    _fsync_dir(final.parent.parent)
+    fsync_dir(final.parent)
+    fsync_dir(final.parent.parent)
     return staged.part
 
 
@@ -168,7 +168,7 @@ def remove_parts(parts: list[Part]) -> None:
         part.path.unlink(missing_ok=True)
         dirs.add(part.path.parent)
     for d in dirs:
-        _fsync_dir(d)
+        fsync_dir(d)
 
 
 def read_part(part: Part, columns: list[str] | None = None) -> pa.Table:

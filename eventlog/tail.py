@@ -172,10 +172,19 @@ class Tail:
         return out
 
     def stream_versions_bulk(self, stream_ids: Sequence[str]) -> dict[str, int]:
-        """Current versions of many streams: one scan, or chunked lookups when few."""
+        """Current versions of many streams (absent streams are left out)."""
         # Sorted ids walk the primary-key B-tree in order (much faster than random probes).
         rows = self.conn.execute(SELECT_VERSIONS_IN, (json.dumps(sorted(stream_ids)),))
         return {s: int(v) for s, v in rows}
+
+    def has_streams(self) -> bool:
+        """Whether any stream head is stored (bulk-only lakes have none until catch-up)."""
+        return bool(self.conn.execute("SELECT EXISTS (SELECT 1 FROM streams)").fetchone()[0])
+
+    def stream_versions_arrow(self, ids_json: str) -> tuple[list[str], list[int]]:
+        """(stream ids, versions) of the stored streams among a JSON array of ids."""
+        found = self.conn.execute(SELECT_VERSIONS_IN, (ids_json,)).fetchall()
+        return [r[0] for r in found], [int(r[1]) for r in found]
 
     def stream_row(self, stream_id: str) -> tuple[int, str | None, int] | None:
         """(version, state JSON, state_version) of a stream, or None."""

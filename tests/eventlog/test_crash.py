@@ -81,12 +81,16 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(lake: Path, tmp_
     log.close()
 
 
-def _sealed_head(lake: Path) -> int:
+def _meta(lake: Path, key: str) -> int:
     conn = sqlite3.connect(lake / "tail.sqlite")
     try:
-        return int(conn.execute("SELECT value FROM meta WHERE key = 'sealed_head'").fetchone()[0])
+        return int(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
     finally:
         conn.close()
+
+
+def _sealed_head(lake: Path) -> int:
+    return _meta(lake, "sealed_head")
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
@@ -101,7 +105,10 @@ def test_crash_at_each_step_is_repaired_on_open(lake: Path, tmp_path: Path, poin
     else:
         assert any(p.last > sealed for p in list_parts(events)), "a part beyond the sealed head"
         assert any((events / "_inflight").iterdir()), "the in-flight marker was left behind"
+    head = _meta(lake, "head")
     log = _check_after_crash(lake, acks)
     assert log.sealed_head() >= sealed
     assert all(p.last <= log.sealed_head() for p in list_parts(events))
+    if point == "between_parts":  # the half-published batch was never committed: undone
+        assert log.head() == head
     log.close()

@@ -174,7 +174,7 @@ def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
     log.tail.close()
 
 
-CRASH_POINTS = ("after_publish", "before_commit", "after_tmp")
+CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts")
 
 
 def _install_crash_point(point: str) -> None:
@@ -205,6 +205,18 @@ def _install_crash_point(point: str) -> None:
             os._exit(9)
 
         parts_module.os.link = die_on_link  # type: ignore[assignment]
+    elif point == "between_parts":  # a bulk append published some of its parts, not all
+        original_publish = log_module.publish_part
+
+        def publish_some_then_die(staged: Any) -> Any:
+            part = original_publish(staged)
+            for marker in (staged.part.path.parents[1] / "_inflight").iterdir():
+                span = marker.read_text().split()
+                if span and int(span[0]) <= part.first and part.last < int(span[1]):
+                    os._exit(9)
+            return part
+
+        log_module.publish_part = publish_some_then_die  # type: ignore[assignment]
     else:
         raise SystemExit(f"unknown crash point {point!r}; expected one of {CRASH_POINTS}")
 
@@ -216,7 +228,9 @@ def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
     if point:
         _install_crash_point(point)
     rng = random.Random(int(seed))
-    log = EventLog.open(lake, seal_max_events=25, bulk_threshold=10_000, seal_on_close=False)
+    log = EventLog.open(
+        lake, seal_max_events=25, bulk_threshold=10_000, bulk_part_rows=100, seal_on_close=False
+    )
     with open(acks, "a") as fh:
         for _ in _forever():
             roll = rng.random()
