@@ -77,12 +77,25 @@ def _check_value(type_name: str, field_name: str, hint: Any, value: Any) -> Any:
     raise PayloadSchemaError(f"{type_name}.{field_name}: unsupported field type {hint!r}")
 
 
+def _exact_types(spec: EventSpec) -> dict[str, tuple[type, ...]] | None:
+    """Per field, the exact value types that fit it; None when a field is not that simple."""
+    exact: dict[str, tuple[type, ...]] = {}
+    for name, hint in spec.fields.items():
+        args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else ()
+        plain = [a for a in args if a is not type(None)] if args else [hint]
+        if len(plain) != 1 or plain[0] not in (int, str, bool):
+            return None
+        exact[name] = (plain[0], type(None)) if len(plain) != len(args or plain) else (plain[0],)
+    return exact
+
+
 class EventRegistry:
     """The known event types of a log, by stored type name."""
 
     def __init__(self, specs: Iterable[EventSpec] = ()) -> None:
         self._specs: dict[str, EventSpec] = {s.name: s for s in specs}
         self._by_class: dict[type[Any], EventSpec] = {s.cls: s for s in self._specs.values()}
+        self._exact = {name: _exact_types(spec) for name, spec in self._specs.items()}
 
     def register(
         self,
@@ -134,6 +147,17 @@ class EventRegistry:
     ) -> dict[str, Any]:
         """Upcast and check a JSON payload against its type; returns the canonical dict."""
         spec = self.spec(event_type)
+        exact = self._exact[event_type]
+        if (
+            exact is not None
+            and type(data) is dict
+            and (schema_version is None or schema_version == spec.schema_version)
+            and data.keys() == exact.keys()
+            and all(type(data[name]) in allowed for name, allowed in exact.items())
+        ):
+            # the common case, checked by exact types alone; anything else (a subclass,
+            # an old schema version, a misfit) takes the full path below and its errors
+            return {name: data[name] for name in spec.fields}
         if not isinstance(data, Mapping):
             raise PayloadSchemaError(
                 f"payload of {event_type} must be a JSON object, got {type(data).__name__}"
@@ -186,6 +210,9 @@ class EventRegistry:
         return spec.cls(**self.validate(event_type, data, schema_version))
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def dumps(value: object) -> str:
     """Compact, key-sorted JSON: the same value always encodes to the same text."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return _ENCODER.encode(value)

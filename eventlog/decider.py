@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,10 +65,14 @@ class HandleResult(Generic[S]):
 
 def load_state(log: EventLog, decider: Decider[Any, Any, S], stream_id: str) -> tuple[int, S]:
     """(version, state) of a stream from the stream index, folding only unseen events."""
-    version, stored, state_version = log.stream_state(stream_id)
-    state = decider.state_from_json(stored) if stored is not None else decider.initial(stream_id)
-    if stored is None:
-        state_version = 0
+    version, text, state_version = log.stream_state_text(stream_id)
+    cached = log.cached_state(decider, stream_id, version)
+    if cached is not None:  # this handle decided it: the same state, already decoded
+        return version, cached
+    if text is None:
+        state, state_version = decider.initial(stream_id), 0
+    else:
+        state = decider.state_from_json(json.loads(text))
     if version > state_version:
         table = log.read_stream(stream_id, after_version=state_version)
         for rec in records_from_batch(table):
@@ -205,6 +210,10 @@ def handle_many(
             if expected_version is not None or attempt == retries:
                 raise
             continue
+        for (_, req), res in zip(pending, appended, strict=True):
+            version, state = states[req.stream_id]
+            if not res.duplicate and res.last_version == version:
+                log.cache_state(decider, req.stream_id, version, state)
         for (i, req), res in zip(pending, appended, strict=True):
             events = (
                 log.events_at(range(res.first_position, res.last_position + 1)) if read_back else []

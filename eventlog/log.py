@@ -76,6 +76,7 @@ from eventlog.tail import (
 )
 
 Clock = Callable[[], datetime]
+STATE_CACHE = 10_000  # write-model states a log handle keeps in memory
 
 
 def _now() -> datetime:
@@ -188,6 +189,8 @@ class _Row:
     payload: str
     metadata: str
     client_id: bool
+    command_id: str | None
+    decoded: tuple[dict[str, Any] | None, dict[str, Any] | None]  # see _as_stored
 
 
 def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
@@ -204,7 +207,24 @@ def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=ENVELOPE_SCHEMA)
 
 
-def _record_from_row(row: tuple[Any, ...]) -> RecordedEvent:
+_SCALARS = (str, int, float, bool, type(None))
+_Decoded = tuple[dict[str, Any] | None, dict[str, Any] | None]
+
+
+def _as_stored(value: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``json.loads(dumps(value))`` gives, cheaply: a key-sorted copy of a flat object.
+
+    None when a value nests (the stored text is decoded instead).
+    """
+    if not all(isinstance(v, _SCALARS) for v in value.values()):
+        return None
+    return {k: value[k] for k in sorted(value)}
+
+
+def _record_from_row(row: tuple[Any, ...], decoded: _Decoded = (None, None)) -> RecordedEvent:
+    # copies of the cached dicts: a caller may change what it is given
+    payload = dict(decoded[0]) if decoded[0] is not None else json.loads(row[9])
+    metadata = dict(decoded[1]) if decoded[1] is not None else json.loads(row[10])
     return RecordedEvent(
         position=row[0],
         stream_type=row[1],
@@ -215,8 +235,8 @@ def _record_from_row(row: tuple[Any, ...]) -> RecordedEvent:
         schema_version=row[6],
         occurred_at=from_micros(row[7]),
         recorded_at=from_micros(row[8]),
-        payload=json.loads(row[9]),
-        metadata=json.loads(row[10]),
+        payload=payload,
+        metadata=metadata,
     )
 
 
@@ -268,7 +288,11 @@ class EventLog:
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
         self._published = False
-        self._recent: dict[int, tuple[Any, ...]] = {}
+        # the last committed tail rows with their decoded (payload, metadata): read back free
+        self._recent: dict[int, tuple[tuple[Any, ...], _Decoded]] = {}
+        self._oldest_tail: tuple[int, int] = (-1, 0)
+        # stream id -> (decider, version, state): handle() skips decoding a state it decided
+        self._states: dict[str, tuple[object, int, Any]] = {}  # (sealed_head, recorded_at after it)
         # (heads_head, upto, per-stream version maxima of (heads_head, upto]): _stale_heads
         self._stale: tuple[int, int, pa.Table] | None = None
         self.events_dir.mkdir(parents=True, exist_ok=True)
@@ -476,12 +500,32 @@ class EventLog:
 
     def stream_state(self, stream_id: str) -> tuple[int, dict[str, Any] | None, int]:
         """(version, stored write-model state or None, version that state reflects)."""
-        self._ensure_heads()
-        row = self.tail.stream_row(stream_id)
+        version, state, state_version = self.stream_state_text(stream_id)
+        return version, (json.loads(state) if state else None), state_version
+
+    def stream_state_text(self, stream_id: str) -> tuple[int, str | None, int]:
+        """``stream_state`` with the state as its stored JSON text (not decoded)."""
+        head, heads_head, row = self.tail.stream_row_and_heads(stream_id)
+        if heads_head < head:  # bulk appends left the heads behind: fold them in first
+            self._ensure_heads()
+            row = self.tail.stream_row(stream_id)
         if row is None:
             return 0, None, 0
-        version, state, state_version = row
-        return version, (json.loads(state) if state else None), state_version
+        return row
+
+    def cached_state(self, key: object, stream_id: str, version: int) -> Any | None:
+        """A write-model state this handle stored for ``stream_id`` at ``version``, if any."""
+        hit = self._states.get(stream_id)
+        if hit is not None and hit[0] is key and hit[1] == version:
+            return hit[2]
+        return None
+
+    def cache_state(self, key: object, stream_id: str, version: int, state: Any) -> None:
+        """Keep a decided state (at most ``STATE_CACHE`` streams, the oldest go first)."""
+        self._states.pop(stream_id, None)
+        self._states[stream_id] = (key, version, state)
+        if len(self._states) > STATE_CACHE:
+            del self._states[next(iter(self._states))]
 
     # ------------------------------------------------------------------ append
     def append(
@@ -506,13 +550,15 @@ class EventLog:
             raise InvalidInputError("nothing to append: every request has an empty event list")
         with self._write() as conn:
             results: list[AppendResult | None] = [None] * len(requests)
-            meta = self.tail.metas()
+            streams = [r.stream_id for r in requests]
+            meta, versions = self.tail.metas_and_versions(streams)
             head = meta["head"]
             if any(row.client_id for rows in prepared for row in rows):
                 self._catch_up_index()
                 meta = self.tail.metas()
-            self._catch_up_heads(meta)
-            versions = self.tail.stream_versions([r.stream_id for r in requests])
+            if meta["heads_head"] < meta["head"]:
+                self._catch_up_heads(meta)
+                versions = self.tail.stream_versions(streams)
             stored_versions = dict(versions)
             seen_ids: set[str] = set()
             seen_commands: set[str] = set()
@@ -545,6 +591,7 @@ class EventLog:
                 return [r for r in results if r is not None]
             recorded = max(to_micros(self.clock()), meta["last_recorded_at"])
             new_rows: list[tuple[Any, ...]] = []
+            new_decoded: list[_Decoded] = []
             versions = stored_versions
             position = head
             for i in todo:
@@ -568,6 +615,7 @@ class EventLog:
                             row.metadata,
                         )
                     )
+                    new_decoded.append(row.decoded)
                 results[i] = AppendResult(
                     req.stream_id,
                     first_pos,
@@ -608,9 +656,13 @@ class EventLog:
                         INSERT_COMMAND, (cid, req.stream_id, res.first_position, res.last_position)
                     )
             self.tail.set_metas(updates)
-            must_seal = self._must_seal(position - meta["sealed_head"])
+            must_seal = self._must_seal(position - meta["sealed_head"], meta["sealed_head"])
         # committed rows are immutable: keep the last ones so handle() reads them back free
-        self._recent = {row[0]: row for row in new_rows} if len(new_rows) <= 1000 else {}
+        self._recent = (
+            {row[0]: (row, decoded) for row, decoded in zip(new_rows, new_decoded, strict=True)}
+            if len(new_rows) <= 1000
+            else {}
+        )
         if must_seal:
             self.seal()
         return [r for r in results if r is not None]
@@ -857,6 +909,8 @@ class EventLog:
                     payload=dumps(payload),
                     metadata=dumps(metadata),
                     client_id=ev.event_id is not None,
+                    command_id=str(metadata["command_id"]) if metadata.get("command_id") else None,
+                    decoded=(_as_stored(payload), _as_stored(metadata)),
                 )
             )
         return rows
@@ -865,8 +919,7 @@ class EventLog:
     def _command_id(req: AppendRequest, rows: list[_Row]) -> str | None:
         if req.command_id:
             return req.command_id
-        cid = json.loads(rows[0].metadata).get("command_id") if rows else None
-        return str(cid) if cid else None
+        return rows[0].command_id if rows else None
 
     def _already_done(self, req: AppendRequest, rows: list[_Row]) -> AppendResult | None:
         """The original result when this request repeats a command id or its event ids."""
@@ -920,13 +973,19 @@ class EventLog:
             self._seal_locked(conn)
             return self.tail.meta("sealed_head")
 
-    def _must_seal(self, tail_events: int) -> bool:
+    def _must_seal(self, tail_events: int, sealed_head: int) -> bool:
         """True when the tail holds ``seal_max_events`` or its oldest row is too old."""
         if tail_events <= 0:
             return False
         if tail_events >= self.seal_max_events:
             return True
-        oldest = self.tail.oldest_tail_recorded_at()
+        # the oldest tail row is the one after the sealed head; its recorded_at never changes
+        if self._oldest_tail[0] == sealed_head:
+            oldest: int | None = self._oldest_tail[1]
+        else:
+            oldest = self.tail.oldest_tail_recorded_at()
+            if oldest is not None:
+                self._oldest_tail = (sealed_head, oldest)
         if oldest is None:
             return False
         return to_micros(self.clock()) - oldest >= self.seal_max_age / timedelta(microseconds=1)
@@ -1299,7 +1358,7 @@ class EventLog:
         if not wanted:
             return []
         if all(p in self._recent for p in wanted):
-            return [_record_from_row(self._recent[p]) for p in wanted]
+            return [_record_from_row(*self._recent[p]) for p in wanted]
         with self.tail.snapshot():
             if wanted[0] > self.tail.meta("sealed_head"):
                 # only tail rows: build the records straight from SQLite (the handle path)

@@ -69,6 +69,12 @@ SELECT_VERSIONS_IN = (
     "JOIN streams AS s ON s.stream_id = j.value"
 )
 SELECT_METAS = "SELECT key, value FROM meta"
+SELECT_STREAM_AND_HEADS = """
+SELECT h.value, hh.value, s.version, s.state, s.state_version
+FROM meta AS h JOIN meta AS hh ON hh.key = 'heads_head'
+LEFT JOIN streams AS s ON s.stream_id = ?
+WHERE h.key = 'head'
+"""
 UPDATE_META = "UPDATE meta SET value = ? WHERE key = ?"
 SELECT_OLDEST_TAIL = "SELECT recorded_at FROM tail ORDER BY position LIMIT 1"
 SELECT_TAIL_AT = "SELECT * FROM tail WHERE position >= ? AND position <= ? ORDER BY position"
@@ -138,18 +144,38 @@ class Tail:
         """Every counter of the meta table, in one query."""
         return {k: int(v) for k, v in self.conn.execute(SELECT_METAS)}
 
+    def metas_and_versions(
+        self, stream_ids: Sequence[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Every counter and the stored heads of some streams, in one query."""
+        ids = sorted(set(stream_ids))
+        if len(ids) > 256:  # past a handful, one JSON-array join beats bound parameters
+            return self.metas(), self.stream_versions_bulk(ids)
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            "SELECT 0, key, value FROM meta UNION ALL "  # noqa: S608 (placeholders only)
+            f"SELECT 1, stream_id, version FROM streams WHERE stream_id IN ({marks})",
+            ids,
+        ).fetchall()
+        meta = {k: int(v) for kind, k, v in rows if kind == 0}
+        return meta, {k: int(v) for kind, k, v in rows if kind == 1}
+
+    def stream_row_and_heads(
+        self, stream_id: str
+    ) -> tuple[int, int, tuple[int, str | None, int] | None]:
+        """(head, heads_head, the stream's row as ``stream_row`` gives it), in one query."""
+        h, hh, version, state, state_version = self.conn.execute(
+            SELECT_STREAM_AND_HEADS, (stream_id,)
+        ).fetchone()
+        row = (int(version), state, int(state_version)) if version is not None else None
+        return int(h), int(hh), row
+
     def set_metas(self, values: dict[str, int]) -> None:
         """Set several counters of the meta table (inside a write transaction)."""
         if not values:
             return
-        # one statement for all counters: a commit is a handful of statements, each counts
-        cases = " ".join("WHEN ? THEN ?" for _ in values)
-        marks = ",".join("?" * len(values))
-        params: list[object] = [x for kv in values.items() for x in kv]
-        self.conn.execute(
-            f"UPDATE meta SET value = CASE key {cases} END WHERE key IN ({marks})",  # noqa: S608
-            [*params, *values],
-        )
+        # one prepared statement run per counter (faster than one CASE over all of them)
+        self.conn.executemany(UPDATE_META, [(v, k) for k, v in values.items()])
 
     def oldest_tail_recorded_at(self) -> int | None:
         """recorded_at (microseconds) of the oldest tail row, or None when the tail is empty."""

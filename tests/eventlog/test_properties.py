@@ -196,9 +196,34 @@ def test_fold_of_read_back_events_equals_the_write_model(
             version, stored, state_version = log.stream_state(oid)
             assert stored is not None and state_version == version == len(events)
             assert state_from_json(stored) == replayed
-            assert load_state(log, ORDER_DECIDER, oid) == (version, replayed)
+            assert load_state(log, ORDER_DECIDER, oid) == (version, replayed)  # cached
+            fresh = EventLog.open(Path(tmp), seal_on_close=False)
+            assert load_state(fresh, ORDER_DECIDER, oid) == (version, replayed)  # decoded
+            fresh.close()
         assert log.verify().ok
         log.tail.close()
+
+
+def test_a_handle_never_decides_on_a_state_another_writer_moved_past(tmp_path: Path) -> None:
+    one = EventLog.open(tmp_path, clock=ManualClock())
+    two = EventLog.open(tmp_path, clock=ManualClock())
+    create = CreateOrder(
+        order_id="o-1",
+        at=T0,
+        customer_id="c-1",
+        customer_name="Ada",
+        customer_email="ada@example.com",
+        currency="EUR",
+        channel="web",
+    )
+    handle(one, ORDER_DECIDER, "o-1", create)  # ``one`` keeps the state it decided
+    handle(two, ORDER_DECIDER, "o-1", _command("o-1", T0, ("add", "mug", 2, 500)))
+    after = handle(one, ORDER_DECIDER, "o-1", _command("o-1", T0, ("add", "tea", 1, 300)))
+    assert after.state is not None
+    assert (after.state.item_count, after.state.subtotal_cents) == (3, 1300)
+    assert load_state(one, ORDER_DECIDER, "o-1")[0] == 3
+    one.close()
+    two.close()
 
 
 @SETTINGS
