@@ -357,9 +357,10 @@ class EventLog:
 
     def _markers(self) -> list[Path]:
         try:
-            return list(self.inflight_dir.iterdir())
+            names = os.listdir(self.inflight_dir)  # noqa: PTH208 (every commit looks: cheap)
         except FileNotFoundError:
             return []
+        return [self.inflight_dir / name for name in names]
 
     def _mark_inflight(self, span: tuple[int, int] | None = None) -> None:
         """Leave an in-flight marker before publishing (removed after the commit).
@@ -629,7 +630,10 @@ class EventLog:
                 self._seal_locked(conn)
                 self._write_bulk(new_rows)
             else:
-                conn.executemany(INSERT_TAIL, new_rows)
+                if len(new_rows) == 1:
+                    conn.execute(INSERT_TAIL, new_rows[0])
+                else:
+                    conn.executemany(INSERT_TAIL, new_rows)
                 if meta["index_head"] == head:
                     self.tail.insert_index(
                         [(r[2], r[3], r[0]) for r in new_rows],

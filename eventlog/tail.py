@@ -252,8 +252,14 @@ class Tail:
     ) -> None:
         """Index (stream_id, version, position) and (event_hash, position) rows."""
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        self.conn.executemany(f"{verb} INTO stream_index VALUES (?, ?, ?)", streams)
-        self.conn.executemany(f"{verb} INTO event_index VALUES (?, ?)", hashes)
+        for sql, rows in (
+            (f"{verb} INTO stream_index VALUES (?, ?, ?)", streams),
+            (f"{verb} INTO event_index VALUES (?, ?)", hashes),
+        ):
+            if len(rows) == 1:  # one command's event: a plain execute costs less
+                self.conn.execute(sql, rows[0])
+            else:
+                self.conn.executemany(sql, rows)
 
     def position_of_event(self, event_id: str) -> int | None:
         """The position the event-id index holds for an id's hash, or None."""

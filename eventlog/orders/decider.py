@@ -200,12 +200,12 @@ def _replace(value: _T, **changes: Any) -> _T:
     return type(value)(**values)
 
 
-def _apply(state: OrderState, event: OrderEvent) -> OrderState:
+def _apply(state: OrderState, event: OrderEvent) -> dict[str, Any]:
+    """The fields an event changes (evolve builds the new state once, from all of them)."""
     r = _replace
     match event:
         case OrderCreated():
-            return r(
-                state,
+            return dict(
                 exists=True,
                 status="open",
                 customer_id=event.customer_id,
@@ -218,8 +218,7 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
             old = state.line(event.sku)
             quantity = event.quantity + (old.quantity if old else 0)
             line = Line(event.sku, event.product_name, quantity, event.unit_price_cents)
-            return r(
-                state,
+            return dict(
                 lines=_replace_line(state.lines, line),
                 item_count=state.item_count + event.quantity,
                 subtotal_cents=state.subtotal_cents + event.quantity * event.unit_price_cents,
@@ -230,15 +229,13 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
             lines = state.lines
             if old is not None:
                 lines = _replace_line(lines, r(old, quantity=old.quantity - event.quantity))
-            return r(
-                state,
+            return dict(
                 lines=lines,
                 item_count=state.item_count - event.quantity,
                 subtotal_cents=state.subtotal_cents - event.quantity * price,
             )
         case DiscountApplied():
-            return r(
-                state,
+            return dict(
                 discount_cents=state.discount_cents + event.amount_cents,
                 discount_codes=(*state.discount_codes, event.code),
             )
@@ -246,8 +243,7 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
             address = Address(
                 event.recipient, event.street, event.city, event.postal_code, event.country
             )
-            return r(
-                state,
+            return dict(
                 shipping_address=address,
                 shipping_city=event.city,
                 shipping_country=event.country,
@@ -259,8 +255,7 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
                 if old_payment
                 else Payment(event.payment_id, event.amount_cents, 0, False)
             )
-            return r(
-                state,
+            return dict(
                 payments=_replace_payment(state.payments, payment),
                 authorized_cents=state.authorized_cents + event.amount_cents,
             )
@@ -275,8 +270,7 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
             paid = (
                 state.status == "open" and state.total_cents > 0 and captured >= state.total_cents
             )
-            return r(
-                state,
+            return dict(
                 payments=_replace_payment(state.payments, payment),
                 captured_cents=captured,
                 status="paid" if paid else state.status,
@@ -288,39 +282,36 @@ def _apply(state: OrderState, event: OrderEvent) -> OrderState:
                 if old_payment
                 else Payment(event.payment_id, 0, 0, True)
             )
-            return r(
-                state,
+            return dict(
                 payments=_replace_payment(state.payments, payment),
                 payment_failures=state.payment_failures + 1,
             )
         case OrderShipped():
-            return r(
-                state,
+            return dict(
                 status="shipped",
                 carrier=event.carrier,
                 tracking_number=event.tracking_number,
             )
         case OrderDelivered():
-            return r(state, status="delivered")
+            return dict(status="delivered")
         case OrderCancelled():
-            return r(state, status="cancelled")
+            return dict(status="cancelled")
         case RefundIssued():
-            return r(state, refunded_cents=state.refunded_cents + event.amount_cents)
+            return dict(refunded_cents=state.refunded_cents + event.amount_cents)
         case CustomerNoteAdded():
-            return r(state, note_count=state.note_count + 1)
+            return dict(note_count=state.note_count + 1)
         case _:
             assert_never(event)
 
 
 def evolve(state: OrderState, event: OrderEvent) -> OrderState:
     """The state after one event: pure, total, one version further."""
-    new = _apply(state, event)
-    return _replace(
-        new,
-        total_cents=new.subtotal_cents - new.discount_cents,
-        version=state.version + 1,
-        last_event_type=type(event).__name__,
-    )
+    values = {name: getattr(state, name) for name in _FIELD_NAMES[OrderState]}
+    values.update(_apply(state, event))
+    values["total_cents"] = values["subtotal_cents"] - values["discount_cents"]
+    values["version"] = state.version + 1
+    values["last_event_type"] = type(event).__name__
+    return OrderState(**values)
 
 
 # --- decide -------------------------------------------------------------------------------
