@@ -71,12 +71,22 @@ CREATE OR REPLACE TEMP TABLE touched AS
 SELECT DISTINCT order_id FROM analytics.order_events WHERE position > $lo AND position <= $hi
 """
 # The touched orders' whole histories, gathered once per catch-up and read by every
-# derived projection (one scan of order_events instead of one per projection).
+# derived projection (one scan of order_events instead of one per projection). Two steps:
+# the positions first (reads only order_id and position), then the rows at those
+# positions; filtering all 38 columns on order_id at once would decode every row.
+TOUCHED_POSITIONS = """
+CREATE OR REPLACE TEMP TABLE touched_positions AS
+SELECT position FROM analytics.order_events
+WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
+"""
 TOUCHED_EVENTS = """
 CREATE OR REPLACE TEMP TABLE touched_events AS
 SELECT * FROM analytics.order_events
-WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
+WHERE position IN (SELECT position FROM touched_positions)
 """
+
+# The touched orders' histories as they stood at the previous checkpoint.
+PREVIOUS_TOUCHED = "SELECT * FROM touched_events WHERE position <= $lo"
 
 OnCommit = Callable[[str, int], None]
 Source = Path | str | EventLog
@@ -333,7 +343,22 @@ class _PartsMovedError(Exception):
         self.position = position
 
 
-FoldCache = dict[tuple[str, int, int], pa.Table]
+@dataclass(slots=True)
+class FoldCache:
+    """The last fold of a run: ``orders`` and ``order_states`` fold the same events once.
+
+    ``full`` says whether any folding projection of the run reads every state; if none
+    does (``orders`` alone reads the last state per order), the fold keeps only those.
+    """
+
+    full: bool
+    key: tuple[str, int, int] | None = None
+    states: pa.Table | None = None
+
+    @classmethod
+    def for_run(cls, projections: Sequence[Projection]) -> FoldCache:
+        """The cache of a run over ``projections``."""
+        return cls(full=any(p.folds and not p.last_states_only for p in projections))
 
 
 def _register_states(
@@ -346,12 +371,12 @@ def _register_states(
     if not projection.folds:
         return
     key = (source, lo, hi)
-    if key not in cache:
-        cache.clear()
+    if cache.key != key or cache.states is None:
         sql = FOLD_INPUT.replace("@SOURCE@", source)
         events = con.sql(sql, params=_params(sql, lo, hi))
-        cache[key] = fold_states(events.to_arrow_table())
-    con.register("states", cache[key])
+        cache.states = fold_states(events.to_arrow_table(), last_only=not cache.full)
+        cache.key = key
+    con.register("states", cache.states)
 
 
 def _full(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:
@@ -380,10 +405,15 @@ def _apply_derived(
     built = touched if touched is not None else set()
     if (lo, hi) not in built:
         con.execute(TOUCHED, {"lo": lo, "hi": hi})
-        con.execute(TOUCHED_EVENTS, {"hi": hi})
+        con.execute(TOUCHED_POSITIONS, {"hi": hi})
+        con.execute(TOUCHED_EVENTS)
         built.clear()
         built.add((lo, hi))
     _register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
+    if projection.reads_previous_states:
+        sql = FOLD_INPUT.replace("@SOURCE@", PREVIOUS_TOUCHED)
+        before = con.sql(sql, params={"lo": lo}).to_arrow_table()
+        con.register("previous_states", fold_states(before, last_only=True))
     for statement in projection.incremental_sql:
         sql = _sql(projection, statement, table)
         con.execute(sql, _params(sql, lo, hi))
@@ -578,7 +608,7 @@ def catch_up(
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     chosen = select(names)
-    cache: FoldCache = {}
+    cache = FoldCache.for_run(chosen)
     with _session(source, warehouse) as (log, con):
         until = log.head()
         runs: list[_Run] = []
@@ -684,7 +714,7 @@ def rebuild(
     chosen = select(names)
     targets = {p.name for p in chosen} if not names else set(names)
     done: list[_Done] = []
-    cache: FoldCache = {}
+    cache = FoldCache.for_run(chosen)
     with _session(source, warehouse) as (log, con):
         until = log.head()
         for projection in chosen:

@@ -56,6 +56,11 @@ class Projection:
     folds: bool = False
     """True when the SQL reads ``states``: the runner registers ``fold_states`` of the
     source (all orders for ``full_sql``, the touched ones for ``incremental_sql``)."""
+    last_states_only: bool = False
+    """A folding projection that reads only each order's last state (``is_last``)."""
+    reads_previous_states: bool = False
+    """True when ``incremental_sql`` reads ``previous_states``: the last state of each
+    touched order as of the projection's checkpoint (the runner folds it)."""
 
     @property
     def view(self) -> str:
@@ -80,7 +85,6 @@ SELECT order_id, version, position, event_type, occurred_at, recorded_at, custom
        customer_name, customer_email, currency, channel, sku, product_name, quantity,
        unit_price_cents, amount_cents, city, country, carrier, tracking_number
 FROM (@SOURCE@)
-ORDER BY order_id, occurred_at, version
 """
 
 _TYPES = (
@@ -161,11 +165,6 @@ def _starts(*keys: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _take(column: pa.Array, index: np.ndarray) -> pa.Array:
-    missing = index < 0
-    return pc.take(column, pa.array(np.where(missing, 0, index), mask=missing))
-
-
 def _ints(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=np.int64)
 
@@ -180,19 +179,37 @@ def _times(values: np.ndarray, index: np.ndarray) -> pa.Array:
     return pa.array(picked, mask=missing, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
 
 
-def fold_states(events: pa.Table) -> pa.Table:
-    """The state after each event, folding the events sorted by (order, occurred_at, version)."""
+def fold_states(events: pa.Table, *, last_only: bool = False) -> pa.Table:
+    """The state after each event of each order, folded in (occurred_at, version) order.
+
+    ``events`` come in any order (FOLD_INPUT's columns). The fold sorts row numbers, not
+    rows: numeric columns are permuted as numpy arrays, and a string column is only
+    taken at the rows the output needs. With ``last_only`` the result holds each order's
+    final state alone (``is_last`` rows), which is all ``analytics.orders`` reads.
+    """
     events = events.combine_chunks()
     n = events.num_rows
     order_ids = events.column("order_id")
+    raw_codes = pc.dictionary_encode(order_ids).combine_chunks().indices.to_numpy()
+    occurred_raw = _micros(events, "occurred_at")
+    perm = np.lexsort((_ints(events, "version"), occurred_raw, raw_codes))
+
+    def sort(values: np.ndarray) -> np.ndarray:
+        return values[perm]
+
+    def take(name: str, index: np.ndarray) -> pa.Array:
+        """A column's values at sorted-row indices (-1: null)."""
+        missing = index < 0
+        at = perm[np.where(missing, 0, index)] if n else index
+        return pc.take(events.column(name), pa.array(at, mask=missing))
+
     codes = pc.index_in(events.column("event_type"), value_set=pa.array(_TYPES))
-    kind = codes.fill_null(-1).to_numpy()
-    order_codes = pc.dictionary_encode(order_ids).combine_chunks().indices.to_numpy()
-    orders = _Segments(_starts(order_codes))
-    quantity, price = _ints(events, "quantity"), _ints(events, "unit_price_cents")
-    amount = _ints(events, "amount_cents")
-    occurred, recorded = _micros(events, "occurred_at"), _micros(events, "recorded_at")
-    position = events.column("position").to_numpy()
+    kind = sort(codes.fill_null(-1).to_numpy())
+    orders = _Segments(_starts(sort(raw_codes)))
+    quantity, price = sort(_ints(events, "quantity")), sort(_ints(events, "unit_price_cents"))
+    amount = sort(_ints(events, "amount_cents"))
+    occurred, recorded = sort(occurred_raw), sort(_micros(events, "recorded_at"))
+    position = sort(events.column("position").to_numpy())
 
     # Cart lines: per (order, sku), a running sum clamped at zero; removals take off the
     # unit price of the sku's latest ItemAdded while the line is in the cart.
@@ -201,7 +218,7 @@ def fold_states(events: pa.Table) -> pa.Table:
     subtotal_delta = np.where(kind == ADDED, quantity * price, 0)
     items = np.flatnonzero(is_item)
     if len(items):
-        sku = pc.dictionary_encode(events.column("sku").take(pa.array(items)))
+        sku = pc.dictionary_encode(take("sku", items))
         sku_codes = sku.combine_chunks().indices.to_numpy()
         by_line = np.lexsort((items, sku_codes, orders.run[items]))
         rows = items[by_line]
@@ -256,45 +273,50 @@ def fold_states(events: pa.Table) -> pa.Table:
             return values
         return np.asarray(np.maximum.reduceat(values, orders.first)[orders.run])
 
+    out = np.flatnonzero(is_last) if last_only else orders.rows
+
     def created(name: str) -> pa.Array:
-        return _take(events.column(name), last_created).fill_null("")
+        return take(name, last_created[out]).fill_null("")
+
+    def at(index: np.ndarray) -> pa.Array:
+        return _times(occurred, index[out])
 
     return pa.table(
         {
-            "order_id": order_ids,
+            "order_id": take("order_id", out),
             "customer_id": created("customer_id"),
             "currency": created("currency"),
-            "status": pa.DictionaryArray.from_arrays(status, STATUSES).cast(pa.string()),
-            "item_count": item_count,
-            "subtotal_cents": subtotal,
-            "discount_cents": discount,
-            "total_cents": total,
-            "authorized_cents": authorized,
-            "captured_cents": captured,
-            "refunded_cents": refunded,
-            "payment_failures": failures,
-            "shipping_city": _take(events.column("city"), last_address),
-            "shipping_country": _take(events.column("country"), last_address),
-            "carrier": _take(events.column("carrier"), last_shipped),
-            "note_count": notes,
-            "version": version,
-            "last_event_type": events.column("event_type"),
+            "status": pa.DictionaryArray.from_arrays(status[out], STATUSES).cast(pa.string()),
+            "item_count": item_count[out],
+            "subtotal_cents": subtotal[out],
+            "discount_cents": discount[out],
+            "total_cents": total[out],
+            "authorized_cents": authorized[out],
+            "captured_cents": captured[out],
+            "refunded_cents": refunded[out],
+            "payment_failures": failures[out],
+            "shipping_city": take("city", last_address[out]),
+            "shipping_country": take("country", last_address[out]),
+            "carrier": take("carrier", last_shipped[out]),
+            "note_count": notes[out],
+            "version": version[out],
+            "last_event_type": take("event_type", out),
             "customer_name": created("customer_name"),
             "customer_email": created("customer_email"),
             "channel": created("channel"),
-            "tracking_number": _take(events.column("tracking_number"), last_shipped),
-            "valid_from": events.column("occurred_at"),
-            "valid_to": _times(occurred, next_index),
-            "recorded_at": events.column("recorded_at"),
-            "position": position,
-            "created_at": _times(occurred, orders.first_index(kind == CREATED)),
-            "paid_at": _times(occurred, first_paid),
-            "shipped_at": _times(occurred, orders.first_index(kind == SHIPPED)),
-            "delivered_at": _times(occurred, orders.first_index(kind == DELIVERED)),
-            "cancelled_at": _times(occurred, orders.first_index(kind == CANCELLED)),
-            "last_recorded_at": pa.array(group_max(recorded)).cast(pa.timestamp("us", "UTC")),
-            "last_position": group_max(position),
-            "is_last": is_last,
+            "tracking_number": take("tracking_number", last_shipped[out]),
+            "valid_from": _times(occurred, out),
+            "valid_to": _times(occurred, next_index[out]),
+            "recorded_at": _times(recorded, out),
+            "position": position[out],
+            "created_at": at(orders.first_index(kind == CREATED)),
+            "paid_at": at(first_paid),
+            "shipped_at": at(orders.first_index(kind == SHIPPED)),
+            "delivered_at": at(orders.first_index(kind == DELIVERED)),
+            "cancelled_at": at(orders.first_index(kind == CANCELLED)),
+            "last_recorded_at": _times(group_max(recorded), out),
+            "last_position": group_max(position)[out],
+            "is_last": is_last[out],
         }
     )
 
@@ -462,6 +484,7 @@ ORDERS = Projection(
     incremental_sql=(DELETE_TOUCHED_ORDERS, _insert(ORDERS_SELECT)),
     depends_on=("order_events",),
     folds=True,
+    last_states_only=True,
 )
 
 # --- analytics.order_lines -----------------------------------------------------------------
@@ -590,80 +613,140 @@ CREATE TABLE @TABLE@ (
     gross_revenue_cents BIGINT NOT NULL,
     refunds_cents BIGINT NOT NULL,
     net_revenue_cents BIGINT NOT NULL,
-    average_order_value_cents BIGINT
+    average_order_value_cents BIGINT,
+    payments_captured BIGINT NOT NULL,
+    refunds_issued BIGINT NOT NULL,
+    paid_order_value_cents BIGINT NOT NULL
 )
 """
 
-# Days are UTC dates of occurred_at. Incrementally, only the days of any event of a
-# touched order are recomputed (an order's facts can only sit on its events' days); the
-# filter goes into each branch so DuckDB skips the other days before joining.
-_FACT_BRANCHES: tuple[tuple[str, str], ...] = (
-    (
-        "created_at::DATE",
-        "SELECT created_at::DATE AS day, currency, 1 AS created, 0 AS paid, 0 AS cancelled,"
-        " 0 AS gross, 0 AS refunds, 0 AS paid_total"
-        " FROM analytics.orders WHERE created_at IS NOT NULL",
-    ),
-    (
-        "paid_at::DATE",
-        "SELECT paid_at::DATE, currency, 0, 1, 0, 0, 0, total_cents"
-        " FROM analytics.orders WHERE paid_at IS NOT NULL",
-    ),
-    (
-        "cancelled_at::DATE",
-        "SELECT cancelled_at::DATE, currency, 0, 0, 1, 0, 0, 0"
-        " FROM analytics.orders WHERE cancelled_at IS NOT NULL",
-    ),
-    (
-        "ev.occurred_at::DATE",
-        "SELECT ev.occurred_at::DATE, o.currency, 0, 0, 0,"
-        " CASE WHEN ev.event_type = 'PaymentCaptured' THEN ev.amount_cents ELSE 0 END,"
-        " CASE WHEN ev.event_type = 'RefundIssued' THEN ev.amount_cents ELSE 0 END, 0"
-        " FROM analytics.order_events AS ev JOIN analytics.orders AS o USING (order_id)"
-        " WHERE ev.event_type IN ('PaymentCaptured', 'RefundIssued') AND ev.position <= $hi",
-    ),
+# Days are UTC dates of occurred_at. A "fact" puts one order's contribution on one day:
+# created, paid, cancelled (from its state), and each captured payment or refund (from its
+# events, in the order's currency). A (day, currency) row exists while it has any fact.
+# Incrementally the table moves by a delta: the touched orders' facts now minus their
+# facts at the previous checkpoint (from ``previous_states``, the fold of their events up
+# to it), so a catch-up costs what its orders cost, never a recount of whole days.
+_FACTS = """
+SELECT created_at::DATE AS day, currency, 1 AS created, 0 AS paid, 0 AS cancelled,
+       0 AS gross, 0 AS refunds, 0 AS captures, 0 AS refund_count, 0 AS paid_total
+FROM @ORDERS@ WHERE created_at IS NOT NULL
+UNION ALL
+SELECT paid_at::DATE, currency, 0, 1, 0, 0, 0, 0, 0, total_cents
+FROM @ORDERS@ WHERE paid_at IS NOT NULL
+UNION ALL
+SELECT cancelled_at::DATE, currency, 0, 0, 1, 0, 0, 0, 0, 0
+FROM @ORDERS@ WHERE cancelled_at IS NOT NULL
+UNION ALL
+SELECT ev.occurred_at::DATE, o.currency, 0, 0, 0,
+       CASE WHEN ev.event_type = 'PaymentCaptured' THEN ev.amount_cents ELSE 0 END,
+       CASE WHEN ev.event_type = 'RefundIssued' THEN ev.amount_cents ELSE 0 END,
+       CASE WHEN ev.event_type = 'PaymentCaptured' THEN 1 ELSE 0 END,
+       CASE WHEN ev.event_type = 'RefundIssued' THEN 1 ELSE 0 END, 0
+FROM (@EVENTS@) AS ev JOIN @ORDERS@ AS o USING (order_id)
+WHERE ev.event_type IN ('PaymentCaptured', 'RefundIssued')
+"""
+
+
+def _facts(orders: str, events: str) -> str:
+    return _FACTS.replace("@ORDERS@", orders).replace("@EVENTS@", events)
+
+
+_SUMS = (
+    "sum(created) AS orders_created, sum(paid) AS orders_paid, "
+    "sum(cancelled) AS orders_cancelled, sum(gross) AS gross, sum(refunds) AS refunds, "
+    "sum(captures) AS captures, sum(refund_count) AS refund_count, "
+    "sum(paid_total) AS paid_total"
 )
-_DAILY_SALES_AGGREGATE = """
-SELECT
-    day, currency,
-    sum(created) AS orders_created,
-    sum(paid) AS orders_paid,
-    sum(cancelled) AS orders_cancelled,
-    sum(gross) AS gross_revenue_cents,
-    sum(refunds) AS refunds_cents,
-    sum(gross) - sum(refunds) AS net_revenue_cents,
-    CASE WHEN sum(paid) > 0 THEN (sum(paid_total) + sum(paid) // 2) // sum(paid) END
-        AS average_order_value_cents
-FROM facts
+# the columns of a row from its sums (``s``): derived ones computed, never summed
+_DAILY_ROW = """
+SELECT day, currency, orders_created, orders_paid, orders_cancelled,
+    gross AS gross_revenue_cents, refunds AS refunds_cents,
+    gross - refunds AS net_revenue_cents,
+    CASE WHEN orders_paid > 0 THEN (paid_total + orders_paid // 2) // orders_paid END
+        AS average_order_value_cents,
+    captures AS payments_captured, refund_count AS refunds_issued,
+    paid_total AS paid_order_value_cents
+FROM (@SUMS@) AS s
+"""
+
+_GROUPED = "SELECT day, currency, @SUMS@ FROM (@FACTS@) GROUP BY day, currency"
+DAILY_SALES_FULL = _insert(
+    _DAILY_ROW.replace(
+        "@SUMS@",
+        _GROUPED.replace("@SUMS@", _SUMS).replace(
+            "@FACTS@", _facts("analytics.orders", SOURCE_ALL)
+        ),
+    )
+)
+TOUCHED_ORDERS_NOW = """
+CREATE OR REPLACE TEMP TABLE touched_orders_now AS
+SELECT order_id, currency, created_at, paid_at, cancelled_at, total_cents
+FROM analytics.orders WHERE order_id IN (SELECT order_id FROM touched)
+"""
+_SIGNED_SUMS = ", ".join(
+    f"sum(sign * {c}) AS {c}"
+    for c in (
+        "created",
+        "paid",
+        "cancelled",
+        "gross",
+        "refunds",
+        "captures",
+        "refund_count",
+        "paid_total",
+    )
+)
+DAILY_DELTA = (
+    """
+CREATE OR REPLACE TEMP TABLE daily_delta AS
+SELECT day, currency, @SUMS@
+FROM (
+    SELECT 1 AS sign, * FROM (@NOW@)
+    UNION ALL
+    SELECT -1 AS sign, * FROM (@BEFORE@)
+)
 GROUP BY day, currency
+""".replace("@SUMS@", _SIGNED_SUMS)
+    .replace("@NOW@", _facts("touched_orders_now", SOURCE_TOUCHED))
+    .replace(
+        "@BEFORE@", _facts("previous_states", "SELECT * FROM touched_events WHERE position <= $lo")
+    )
+)
+DAILY_MERGED = """
+CREATE OR REPLACE TEMP TABLE daily_merged AS
+SELECT d.day, d.currency,
+    coalesce(t.orders_created, 0) + d.created AS orders_created,
+    coalesce(t.orders_paid, 0) + d.paid AS orders_paid,
+    coalesce(t.orders_cancelled, 0) + d.cancelled AS orders_cancelled,
+    coalesce(t.gross_revenue_cents, 0) + d.gross AS gross,
+    coalesce(t.refunds_cents, 0) + d.refunds AS refunds,
+    coalesce(t.payments_captured, 0) + d.captures AS captures,
+    coalesce(t.refunds_issued, 0) + d.refund_count AS refund_count,
+    coalesce(t.paid_order_value_cents, 0) + d.paid_total AS paid_total
+FROM daily_delta AS d LEFT JOIN @TABLE@ AS t USING (day, currency)
 """
-
-
-def _daily_sales_select(touched_days_only: bool) -> str:
-    """The daily_sales query from constant fragments, every day or only the touched ones."""
-    keep = " AND @DAY@ IN (SELECT day FROM touched_days)" if touched_days_only else ""
-    branches = [sql + keep.replace("@DAY@", day) for day, sql in _FACT_BRANCHES]
-    return "WITH facts AS (\n" + "\nUNION ALL\n".join(branches) + "\n)" + _DAILY_SALES_AGGREGATE
-
-
-TOUCHED_DAYS = """
-CREATE OR REPLACE TEMP TABLE touched_days AS
-SELECT DISTINCT occurred_at::DATE AS day FROM touched_events
-"""
-
 DAILY_SALES = Projection(
     name="daily_sales",
     schema="analytics",
-    code_version="1",
+    code_version="2",
     description="Per UTC day and currency: orders created/paid/cancelled, revenue, refunds.",
     ddl=DAILY_SALES_DDL,
-    full_sql=_insert(_daily_sales_select(touched_days_only=False)),
+    full_sql=DAILY_SALES_FULL,
     incremental_sql=(
-        TOUCHED_DAYS,
-        "DELETE FROM @TABLE@ WHERE day IN (SELECT day FROM touched_days)",
-        _insert(_daily_sales_select(touched_days_only=True)),
+        TOUCHED_ORDERS_NOW,
+        DAILY_DELTA,
+        DAILY_MERGED,
+        "DELETE FROM @TABLE@ WHERE (day, currency) IN (SELECT day, currency FROM daily_delta)",
+        _insert(
+            _DAILY_ROW.replace(
+                "@SUMS@",
+                "SELECT * FROM daily_merged WHERE orders_created + orders_paid"
+                " + orders_cancelled + captures + refund_count > 0",
+            )
+        ),
     ),
     depends_on=("order_events", "orders"),
+    reads_previous_states=True,
 )
 
 # --- analytics.customers -------------------------------------------------------------------
