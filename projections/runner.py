@@ -423,7 +423,7 @@ def _install_macros_when_ready(con: Any) -> None:
     """The as-of macros bind to their tables, so they follow the first install."""
     present = checkpoints(con)
     if ORDER_EVENTS.name in present and ORDER_STATES.name in present:
-        install_macros(con)
+        install_macros(con, force=True)
 
 
 def _count(con: Any, projection: Projection) -> int:

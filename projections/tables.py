@@ -190,7 +190,13 @@ def fold_states(events: pa.Table, *, last_only: bool = False) -> pa.Table:
     events = events.combine_chunks()
     n = events.num_rows
     order_ids = events.column("order_id")
-    raw_codes = pc.dictionary_encode(order_ids).combine_chunks().indices.to_numpy()
+    encoded = pc.dictionary_encode(order_ids).combine_chunks()
+    # codes ranked by order id, so the states come out grouped in order-id order: the
+    # tables written from them then keep each row group to a narrow range of order ids,
+    # and a lookup by order id skips the others (zone maps)
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+    raw_codes = rank[encoded.indices.to_numpy()] if n else np.zeros(0, dtype=np.int64)
     occurred_raw = _micros(events, "occurred_at")
     perm = np.lexsort((_ints(events, "version"), occurred_raw, raw_codes))
 

@@ -13,6 +13,7 @@ the flattened events of ``analytics.order_events`` with the same SQL.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,21 @@ ORDERS_AS_OF = "SELECT * FROM temporal.orders_as_of($as_of) ORDER BY order_id"
 ORDERS_AS_OF_KNOWN = "SELECT * FROM temporal.orders_as_of($as_of, $known_at) ORDER BY order_id"
 
 
-def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Create or replace the ``temporal.orders_as_of`` table macros."""
+MACROS_VERSION = hashlib.sha256(AS_OF_MACROS.encode()).hexdigest()[:16]
+
+
+def install_macros(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> None:
+    """Create or replace the ``temporal.orders_as_of`` table macros.
+
+    ``meta.macros`` remembers which text is installed: a catch-up skips the reinstall
+    unless the code's macros differ (or ``force``).
+    """
+    have = con.execute("SELECT version FROM meta.macros").fetchall()
+    if not force and have == [(MACROS_VERSION,)]:
+        return
     con.execute(AS_OF_MACROS)
+    con.execute("DELETE FROM meta.macros")
+    con.execute("INSERT INTO meta.macros VALUES ($v)", {"v": MACROS_VERSION})
 
 
 def as_time(value: datetime | str, what: str) -> datetime:

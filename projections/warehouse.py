@@ -30,6 +30,7 @@ CREATE_SCHEMAS = """
 CREATE SCHEMA IF NOT EXISTS analytics;
 CREATE SCHEMA IF NOT EXISTS temporal;
 CREATE SCHEMA IF NOT EXISTS meta;
+CREATE TABLE IF NOT EXISTS meta.macros (version VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS meta.checkpoints (
     name VARCHAR PRIMARY KEY,
     code_version VARCHAR NOT NULL,
@@ -135,13 +136,10 @@ def connect(
 
 def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, Checkpoint]:
     """Every projection's checkpoint, by name (empty before the first run)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
-        "AND table_name = 'checkpoints'"
-    ).fetchall()
-    if not exists[0][0]:
+    try:  # writers always have the table (CREATE_SCHEMAS); a reader's may predate it
+        rows = con.execute(SELECT_CHECKPOINTS).fetchall()
+    except duckdb.CatalogException:
         return {}
-    rows = con.execute(SELECT_CHECKPOINTS).fetchall()
     return {row[0]: Checkpoint(*row) for row in rows}
 
 
