@@ -197,13 +197,17 @@ def handle_many(
                         expected_version=expected,
                         stream_type=decider.stream_type,
                         command_id=cid,
-                        state=decider.state_to_json(after),
                     ),
                 )
             )
             states[stream_id] = (version + len(new), after)
         if not pending:
             return [r for r in results if r is not None]
+        # the stored write-model state is the one after a stream's last command of the batch
+        last: dict[str, int] = {req.stream_id: k for k, (_, req) in enumerate(pending)}
+        for sid, k in last.items():
+            i, req = pending[k]
+            pending[k] = (i, dataclasses.replace(req, state=decider.state_to_json(states[sid][1])))
         try:
             appended = log.append_many([req for _, req in pending])
         except ConcurrencyError:
