@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -92,17 +92,20 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(value: datetime) -> int:
     """Microseconds since the Unix epoch of a UTC-aware datetime."""
-    delta = utc(value) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if value.tzinfo is None or value.utcoffset() is None:
+        utc(value)  # raises the error that names the problem
+    return (value - _EPOCH) // _MICROSECOND
 
 
 def from_micros(micros: int) -> datetime:
     """The UTC datetime of microseconds since the Unix epoch."""
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
-        microsecond=micros % 1_000_000
-    )
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True, slots=True)

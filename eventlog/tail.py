@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS commands (
 ) WITHOUT ROWID;
 """
 
-META_KEYS = ("head", "sealed_head", "index_head", "heads_head", "last_recorded_at")
+META_KEYS = ("head", "sealed_head", "index_head", "ids_head", "heads_head", "last_recorded_at")
 INSERT_TAIL = "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 INSERT_COMMAND = "INSERT INTO commands VALUES (?, ?, ?, ?)"
 UPSERT_STREAM = """
@@ -105,6 +105,11 @@ class Tail:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
+            # a lake from before ``ids_head`` indexed event ids as far as ``index_head``
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta SELECT 'ids_head', value FROM meta "
+                "WHERE key = 'index_head'"
+            )
             for key in META_KEYS:
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, 0)", (key,))
 
@@ -148,7 +153,7 @@ class Tail:
         self, stream_ids: Sequence[str]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Every counter and the stored heads of some streams, in one query."""
-        ids = sorted(set(stream_ids))
+        ids = sorted(set(stream_ids)) if len(stream_ids) > 1 else list(stream_ids)
         if len(ids) > 256:  # past a handful, one JSON-array join beats bound parameters
             return self.metas(), self.stream_versions_bulk(ids)
         marks = ",".join("?" * len(ids))
@@ -258,7 +263,7 @@ class Tail:
         ):
             if len(rows) == 1:  # one command's event: a plain execute costs less
                 self.conn.execute(sql, rows[0])
-            else:
+            elif rows:
                 self.conn.executemany(sql, rows)
 
     def position_of_event(self, event_id: str) -> int | None:
