@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    head INTEGER NOT NULL DEFAULT 0,
+    sealed_head INTEGER NOT NULL DEFAULT 0,
+    index_head INTEGER NOT NULL DEFAULT 0,
+    ids_head INTEGER NOT NULL DEFAULT 0,
+    heads_head INTEGER NOT NULL DEFAULT 0,
+    last_recorded_at INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS tail (
     position INTEGER PRIMARY KEY,
     stream_type TEXT NOT NULL,
@@ -68,14 +76,30 @@ SELECT_VERSIONS_IN = (
     "SELECT s.stream_id, s.version FROM json_each(?) AS j "
     "JOIN streams AS s ON s.stream_id = j.value"
 )
-SELECT_METAS = "SELECT key, value FROM meta"
+SELECT_METAS = f"SELECT {', '.join(META_KEYS)} FROM counters"  # noqa: S608 (constants)
 SELECT_STREAM_AND_HEADS = """
-SELECT h.value, hh.value, s.version, s.state, s.state_version
-FROM meta AS h JOIN meta AS hh ON hh.key = 'heads_head'
-LEFT JOIN streams AS s ON s.stream_id = ?
-WHERE h.key = 'head'
+SELECT c.head, c.heads_head, s.version, s.state, s.state_version
+FROM counters AS c LEFT JOIN streams AS s ON s.stream_id = ?
 """
-UPDATE_META = "UPDATE meta SET value = ? WHERE key = ?"
+SELECT_METAS_AND_VERSION = (
+    f"SELECT {', '.join('c.' + k for k in META_KEYS)}, s.version "  # noqa: S608 (constants)
+    "FROM counters AS c LEFT JOIN streams AS s ON s.stream_id = ?"
+)
+# A lake from before the counters table kept them as key/value rows in ``meta``; event
+# ids were indexed as far as ``index_head`` then.
+MIGRATE_META = """
+INSERT OR IGNORE INTO counters
+    (id, head, sealed_head, index_head, ids_head, heads_head, last_recorded_at)
+SELECT 1,
+    coalesce(max(value) FILTER (WHERE key = 'head'), 0),
+    coalesce(max(value) FILTER (WHERE key = 'sealed_head'), 0),
+    coalesce(max(value) FILTER (WHERE key = 'index_head'), 0),
+    coalesce(max(value) FILTER (WHERE key = 'ids_head'),
+             max(value) FILTER (WHERE key = 'index_head'), 0),
+    coalesce(max(value) FILTER (WHERE key = 'heads_head'), 0),
+    coalesce(max(value) FILTER (WHERE key = 'last_recorded_at'), 0)
+FROM meta
+"""
 SELECT_OLDEST_TAIL = "SELECT recorded_at FROM tail ORDER BY position LIMIT 1"
 SELECT_TAIL_AT = "SELECT * FROM tail WHERE position >= ? AND position <= ? ORDER BY position"
 BUMP_STREAM = """
@@ -88,6 +112,13 @@ def event_hash(event_id: str) -> int:
     """The event-id index key: a signed 64-bit hash of the id (blake2b, so any text works)."""
     digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _counter(key: str) -> str:
+    """A counter's column name, checked (never user input, but SQL is built from it)."""
+    if key not in META_KEYS:
+        raise KeyError(f"unknown counter {key!r}; expected one of {', '.join(META_KEYS)}")
+    return key
 
 
 class Tail:
@@ -105,13 +136,13 @@ class Tail:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
-            # a lake from before ``ids_head`` indexed event ids as far as ``index_head``
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta SELECT 'ids_head', value FROM meta "
-                "WHERE key = 'index_head'"
-            )
-            for key in META_KEYS:
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, 0)", (key,))
+            old = self.conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()[0]
+            if old:
+                self.conn.execute(MIGRATE_META)
+                self.conn.execute("DROP TABLE meta")
+            self.conn.execute("INSERT OR IGNORE INTO counters (id) VALUES (1)")
 
     def close(self) -> None:
         """Close the connection."""
@@ -141,29 +172,24 @@ class Tail:
             self.conn.execute("COMMIT")
 
     def meta(self, key: str) -> int:
-        """One counter of the meta table."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+        """One counter (see META_KEYS)."""
+        column = _counter(key)
+        row = self.conn.execute(f"SELECT {column} FROM counters").fetchone()  # noqa: S608
+        return int(row[0])
 
     def metas(self) -> dict[str, int]:
-        """Every counter of the meta table, in one query."""
-        return {k: int(v) for k, v in self.conn.execute(SELECT_METAS)}
+        """Every counter, in one query."""
+        return dict(zip(META_KEYS, self.conn.execute(SELECT_METAS).fetchone(), strict=True))
 
     def metas_and_versions(
         self, stream_ids: Sequence[str]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Every counter and the stored heads of some streams, in one query."""
-        ids = sorted(set(stream_ids)) if len(stream_ids) > 1 else list(stream_ids)
-        if len(ids) > 256:  # past a handful, one JSON-array join beats bound parameters
-            return self.metas(), self.stream_versions_bulk(ids)
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(
-            "SELECT 0, key, value FROM meta UNION ALL "  # noqa: S608 (placeholders only)
-            f"SELECT 1, stream_id, version FROM streams WHERE stream_id IN ({marks})",
-            ids,
-        ).fetchall()
-        meta = {k: int(v) for kind, k, v in rows if kind == 0}
-        return meta, {k: int(v) for kind, k, v in rows if kind == 1}
+        if len(stream_ids) == 1:  # one command: one statement
+            row = self.conn.execute(SELECT_METAS_AND_VERSION, (stream_ids[0],)).fetchone()
+            meta = dict(zip(META_KEYS, row, strict=False))
+            return meta, ({stream_ids[0]: int(row[-1])} if row[-1] is not None else {})
+        return self.metas(), self.stream_versions_bulk(stream_ids)
 
     def stream_row_and_heads(
         self, stream_id: str
@@ -176,11 +202,11 @@ class Tail:
         return int(h), int(hh), row
 
     def set_metas(self, values: dict[str, int]) -> None:
-        """Set several counters of the meta table (inside a write transaction)."""
+        """Set several counters (inside a write transaction): one row, one statement."""
         if not values:
             return
-        # one prepared statement run per counter (faster than one CASE over all of them)
-        self.conn.executemany(UPDATE_META, [(v, k) for k, v in values.items()])
+        assignments = ", ".join(f"{_counter(k)} = ?" for k in values)
+        self.conn.execute(f"UPDATE counters SET {assignments}", list(values.values()))  # noqa: S608
 
     def oldest_tail_recorded_at(self) -> int | None:
         """recorded_at (microseconds) of the oldest tail row, or None when the tail is empty."""
@@ -188,8 +214,8 @@ class Tail:
         return int(row[0]) if row else None
 
     def set_meta(self, key: str, value: int) -> None:
-        """Set one counter of the meta table (inside a write transaction)."""
-        self.conn.execute(UPDATE_META, (value, key))
+        """Set one counter (inside a write transaction)."""
+        self.set_metas({key: value})
 
     def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         """Current versions of the given streams (absent streams are left out)."""

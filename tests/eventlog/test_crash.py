@@ -84,7 +84,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(lake: Path, tmp_
 def _meta(lake: Path, key: str) -> int:
     conn = sqlite3.connect(lake / "tail.sqlite")
     try:
-        return int(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+        return int(conn.execute(f"SELECT {key} FROM counters").fetchone()[0])
     finally:
         conn.close()
 

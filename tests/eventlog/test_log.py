@@ -466,3 +466,29 @@ def test_live_writer_repairs_a_dead_writers_part_before_appending(open_log: Open
     assert positions(log) == list(range(1, 8))
     assert not any(log.inflight_dir.iterdir())
     assert log.verify().ok
+
+
+def test_a_lake_with_key_value_counters_is_migrated_on_open(tmp_path: Path) -> None:
+    """Lakes written before the one-row ``counters`` table kept ``meta`` key/value rows."""
+    import sqlite3
+
+    log = EventLog.open(tmp_path / "lake", seal_max_events=3)
+    for i in range(5):
+        log.append(f"s-{i % 2}", [note(f"n{i}")])
+    before = log.tail.metas()
+    log.tail.close()
+    conn = sqlite3.connect(tmp_path / "lake" / "tail.sqlite", isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID")
+    for key in ("head", "sealed_head", "index_head", "heads_head", "last_recorded_at"):
+        conn.execute("INSERT INTO meta VALUES (?, ?)", (key, before[key]))  # no ids_head then
+    conn.execute("DROP TABLE counters")
+    conn.close()
+
+    again = EventLog.open(tmp_path / "lake", seal_max_events=3)
+    assert again.tail.metas() == {**before, "ids_head": before["index_head"]}
+    tables = {r[0] for r in again.tail.conn.execute("SELECT name FROM sqlite_master")}
+    assert "meta" not in tables
+    assert again.verify().ok
+    res = again.append("s-0", [note("after")], expected_version=3)
+    assert res.first_position == before["head"] + 1
+    again.close()
