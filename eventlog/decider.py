@@ -207,7 +207,18 @@ def handle_many(
         last: dict[str, int] = {req.stream_id: k for k, (_, req) in enumerate(pending)}
         for sid, k in last.items():
             i, req = pending[k]
-            pending[k] = (i, dataclasses.replace(req, state=decider.state_to_json(states[sid][1])))
+            state_json = decider.state_to_json(states[sid][1])
+            pending[k] = (
+                i,
+                AppendRequest(
+                    req.stream_id,
+                    req.events,
+                    req.expected_version,
+                    req.stream_type,
+                    req.command_id,
+                    state_json,
+                ),
+            )
         try:
             appended = log.append_many([req for _, req in pending])
         except ConcurrencyError:

@@ -114,6 +114,9 @@ def event_hash(event_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_SET_COUNTERS: dict[tuple[str, ...], str] = {}  # the UPDATE for each set of counters
+
+
 def _counter(key: str) -> str:
     """A counter's column name, checked (never user input, but SQL is built from it)."""
     if key not in META_KEYS:
@@ -205,8 +208,12 @@ class Tail:
         """Set several counters (inside a write transaction): one row, one statement."""
         if not values:
             return
-        assignments = ", ".join(f"{_counter(k)} = ?" for k in values)
-        self.conn.execute(f"UPDATE counters SET {assignments}", list(values.values()))  # noqa: S608
+        keys = tuple(values)
+        sql = _SET_COUNTERS.get(keys)
+        if sql is None:
+            assignments = ", ".join(f"{_counter(k)} = ?" for k in keys)
+            sql = _SET_COUNTERS[keys] = f"UPDATE counters SET {assignments}"  # noqa: S608
+        self.conn.execute(sql, tuple(values.values()))
 
     def oldest_tail_recorded_at(self) -> int | None:
         """recorded_at (microseconds) of the oldest tail row, or None when the tail is empty."""
