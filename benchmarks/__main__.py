@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -75,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run one module, e.g. 'log' for bench_log.py")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--workdir", type=Path, default=HERE / ".work")
+    parser.add_argument(
+        "--projection-events",
+        type=int,
+        help="log size of the projections benchmark (default 1M, 200k with --quick)",
+    )
     args = parser.parse_args(argv)
+    if args.projection_events is not None:  # read by bench_projections.run at run time
+        os.environ["LEDGERLAKE_BENCH_PROJECTION_EVENTS"] = str(args.projection_events)
     console = Console(stderr=True)
     results: list[Result] = []
     owners: list[str] = []
