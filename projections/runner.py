@@ -29,6 +29,7 @@ from projections.report import ProjectionReport
 from projections.tables import (
     CUSTOMERS,
     DAILY_SALES,
+    DELETE_TOUCHED_ORDERS,
     FOLD_INPUT,
     ORDER_EVENTS,
     ORDER_LINES,
@@ -85,6 +86,12 @@ SELECT * FROM analytics.order_events
 WHERE position IN (SELECT position FROM touched_positions)
 """
 
+# The touched orders the derived tables already hold rows for (events at or before the
+# checkpoint): only theirs are deleted and recomputed; a new order has nothing to delete.
+TOUCHED_KNOWN = """
+CREATE OR REPLACE TEMP TABLE touched_known AS
+SELECT DISTINCT order_id FROM touched_events WHERE position <= $lo
+"""
 # The touched orders' histories as they stood at the previous checkpoint.
 PREVIOUS_TOUCHED = "SELECT * FROM touched_events WHERE position <= $lo"
 
@@ -392,29 +399,34 @@ def _apply_derived(
     lo: int,
     hi: int,
     cache: FoldCache,
-    touched: set[tuple[int, int]] | None = None,
+    touched: dict[tuple[int, int], int] | None = None,
 ) -> None:
     """Bring ``table`` from ``lo`` to ``hi`` (inside the caller's transaction).
 
-    ``touched`` remembers the (lo, hi) whose temp tables this transaction already built.
+    ``touched`` remembers the (lo, hi) whose temp tables this transaction already built,
+    with how many of those orders the tables already hold rows for.
     """
     if lo == 0 or hi - lo > hi // 2:
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - a checked identifier
         _full(con, projection, table, hi, cache)
         return
-    built = touched if touched is not None else set()
+    built = touched if touched is not None else {}
     if (lo, hi) not in built:
         con.execute(TOUCHED, {"lo": lo, "hi": hi})
         con.execute(TOUCHED_POSITIONS, {"hi": hi})
         con.execute(TOUCHED_EVENTS)
+        con.execute(TOUCHED_KNOWN, {"lo": lo})
+        known = con.execute("SELECT count(*) FROM touched_known").fetchall()
         built.clear()
-        built.add((lo, hi))
+        built[(lo, hi)] = int(known[0][0]) if known else 0
     _register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
     if projection.reads_previous_states:
         sql = FOLD_INPUT.replace("@SOURCE@", PREVIOUS_TOUCHED)
         before = con.sql(sql, params={"lo": lo}).to_arrow_table()
         con.register("previous_states", fold_states(before, last_only=True))
     for statement in projection.incremental_sql:
+        if statement == DELETE_TOUCHED_ORDERS and built[(lo, hi)] == 0:
+            continue  # only new orders: the table holds no rows of theirs to delete
         sql = _sql(projection, statement, table)
         con.execute(sql, _params(sql, lo, hi))
 
@@ -658,7 +670,7 @@ def _catch_up_derived(
     them keeps a small catch-up cheap (one fsync, not one per table).
     """
     moved: list[tuple[str, int]] = []
-    touched: set[tuple[int, int]] = set()
+    touched: dict[tuple[int, int], int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         stored = checkpoints(con)

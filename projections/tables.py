@@ -416,7 +416,7 @@ FROM (
 SOURCE_ALL = "SELECT * FROM analytics.order_events WHERE position <= $hi"
 # ``touched_events``: the touched orders' histories up to $hi, built once per catch-up.
 SOURCE_TOUCHED = "SELECT * FROM touched_events"
-DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id FROM touched)"
+DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id FROM touched_known)"
 
 # --- analytics.orders ----------------------------------------------------------------------
 
