@@ -624,9 +624,14 @@ def catch_up(
     with _session(source, warehouse) as (log, con):
         until = log.head()
         runs: list[_Run] = []
+        stored = checkpoints(con)  # read again only after something moved them
         for projection in chosen:
             started = time.perf_counter()
-            cp = checkpoints(con).get(projection.name) or _install(con, projection)
+            found = stored.get(projection.name)
+            if found is None:
+                found = _install(con, projection)
+                stored = checkpoints(con)
+            cp = found
             run = _Run(projection, cp.position)
             if cp.code_version != projection.code_version:
                 if not rebuild_stale:
@@ -640,11 +645,13 @@ def catch_up(
                     partial(_rebuild_one, con, log, projection, cp, batch_size, cache)
                 )
                 run.rebuilt = True
+                stored = checkpoints(con)
             if projection.is_source:
-                cp = checkpoints(con)[projection.name]
+                cp = stored[projection.name]
                 run.applied += _catch_up_one(
                     con, log, projection, cp, until, batch_size, on_commit, cache
                 )
+                stored = checkpoints(con)
             run.seconds += time.perf_counter() - started
             runs.append(run)
         _catch_up_derived(con, [r for r in runs if not r.projection.is_source], cache, on_commit)
