@@ -127,6 +127,18 @@ order_command = st.one_of(
 )
 
 
+def _create(order_id: str) -> CreateOrder:
+    return CreateOrder(
+        order_id=order_id,
+        at=T0,
+        customer_id="c-1",
+        customer_name="Ada",
+        customer_email="ada@example.com",
+        currency="EUR",
+        channel="web",
+    )
+
+
 def _command(order_id: str, at: Any, spec: tuple[str, str, int, int]) -> Any:
     kind, text, qty, price = spec
     if kind == "add":
@@ -159,20 +171,7 @@ def test_fold_of_read_back_events_equals_the_write_model(
         log = EventLog.open(Path(tmp), clock=ManualClock(), seal_max_events=seal_every)
         orders = [f"order-{i}" for i in range(3)]
         for oid in orders:
-            handle(
-                log,
-                ORDER_DECIDER,
-                oid,
-                CreateOrder(
-                    order_id=oid,
-                    at=T0,
-                    customer_id="c-1",
-                    customer_name="Ada",
-                    customer_email="ada@example.com",
-                    currency="EUR",
-                    channel="web",
-                ),
-            )
+            handle(log, ORDER_DECIDER, oid, _create(oid))
         outcomes: Counter[str] = Counter()
         for i, (which, spec) in enumerate(commands):
             oid = orders[which]
@@ -207,16 +206,7 @@ def test_fold_of_read_back_events_equals_the_write_model(
 def test_a_handle_never_decides_on_a_state_another_writer_moved_past(tmp_path: Path) -> None:
     one = EventLog.open(tmp_path, clock=ManualClock())
     two = EventLog.open(tmp_path, clock=ManualClock())
-    create = CreateOrder(
-        order_id="o-1",
-        at=T0,
-        customer_id="c-1",
-        customer_name="Ada",
-        customer_email="ada@example.com",
-        currency="EUR",
-        channel="web",
-    )
-    handle(one, ORDER_DECIDER, "o-1", create)  # ``one`` keeps the state it decided
+    handle(one, ORDER_DECIDER, "o-1", _create("o-1"))  # ``one`` keeps the state it decided
     handle(two, ORDER_DECIDER, "o-1", _command("o-1", T0, ("add", "mug", 2, 500)))
     after = handle(one, ORDER_DECIDER, "o-1", _command("o-1", T0, ("add", "tea", 1, 300)))
     assert after.state is not None
