@@ -307,12 +307,19 @@ def _apply_source(
     batch_size: int,
     checkpoint: bool,
     on_commit: OnCommit | None,
+    hold_last: bool = False,
 ) -> tuple[int, datetime | None]:
     """Insert the log's events (after, until] into ``table``; a transaction per batch
-    when ``checkpoint`` (catch-up), else the caller's transaction (rebuild)."""
+    when ``checkpoint`` (catch-up), else the caller's transaction (rebuild).
+
+    With ``hold_last`` the last batch's transaction is left open (rows and checkpoint in
+    it) for the caller to commit with more work, or roll back.
+    """
     position, recorded = after, None
     sql = _sql(projection, projection.batch_sql, table)
-    for chunk in _chunks(log, after, until, batch_size):
+    chunks = list(_chunks(log, after, until, batch_size))
+    for k, chunk in enumerate(chunks):
+        held = hold_last and k == len(chunks) - 1
         if checkpoint:
             con.execute("BEGIN TRANSACTION")
         try:
@@ -325,7 +332,8 @@ def _apply_source(
                     ADVANCE_CHECKPOINT,
                     {"name": projection.name, "position": position, "recorded_at": recorded},
                 )
-                con.execute("COMMIT")
+                if not held:
+                    con.execute("COMMIT")
         except duckdb.IOException as exc:
             if checkpoint:
                 con.execute("ROLLBACK")
@@ -338,7 +346,7 @@ def _apply_source(
             if checkpoint:
                 con.execute("ROLLBACK")
             raise
-        if checkpoint and on_commit is not None:
+        if checkpoint and on_commit is not None and not held:
             on_commit(projection.name, position)
     return position, recorded
 
@@ -565,14 +573,27 @@ def _catch_up_one(
     batch_size: int,
     on_commit: OnCommit | None,
     cache: FoldCache,
+    hold_last: bool = False,
 ) -> int:
-    """Apply (checkpoint, until] to one projection; returns the events (positions) applied."""
+    """Apply (checkpoint, until] to one projection; returns the events (positions) applied.
+
+    ``hold_last``: a source leaves its last batch's transaction open (``_apply_source``).
+    """
     if projection.is_source:
         start = cp.position
         for _ in range(5):
             try:
                 _apply_source(
-                    con, projection, cp.table_name, log, start, until, batch_size, True, on_commit
+                    con,
+                    projection,
+                    cp.table_name,
+                    log,
+                    start,
+                    until,
+                    batch_size,
+                    True,
+                    on_commit,
+                    hold_last,
                 )
                 break
             except _PartsMovedError as moved:
@@ -625,6 +646,13 @@ def catch_up(
         until = log.head()
         runs: list[_Run] = []
         stored = checkpoints(con)  # read again only after something moved them
+        # The source's last batch may wait for the derived transaction only when no derived
+        # projection needs a transaction of its own first (an install or a rebuild).
+        derived = [p for p in chosen if not p.is_source]
+        can_hold = bool(derived) and all(
+            p.name in stored and stored[p.name].code_version == p.code_version for p in derived
+        )
+        held: list[tuple[str, int]] = []  # source commits left to the derived transaction
         for projection in chosen:
             started = time.perf_counter()
             found = stored.get(projection.name)
@@ -648,13 +676,32 @@ def catch_up(
                 stored = checkpoints(con)
             if projection.is_source:
                 cp = stored[projection.name]
+                # The source's last batch commits together with the derived projections
+                # (one fsync and one transaction less for a small catch-up).
+                hold = can_hold and cp.position < until
                 run.applied += _catch_up_one(
-                    con, log, projection, cp, until, batch_size, on_commit, cache
+                    con, log, projection, cp, until, batch_size, on_commit, cache, hold
                 )
                 stored = checkpoints(con)
+                if hold:
+                    held.append((projection.name, stored[projection.name].position))
             run.seconds += time.perf_counter() - started
             runs.append(run)
-        _catch_up_derived(con, [r for r in runs if not r.projection.is_source], cache, on_commit)
+        try:
+            _catch_up_derived(
+                con,
+                [r for r in runs if not r.projection.is_source],
+                cache,
+                on_commit,
+                in_transaction=bool(held),
+            )
+        except BaseException:
+            held.clear()
+            raise
+        finally:
+            if held and on_commit is not None:
+                for name, position in held:
+                    on_commit(name, position)
         done = [_Done(r.projection, r.before, r.seconds, r.rebuilt, r.applied) for r in runs]
         return _reports(con, log, done)
 
@@ -669,16 +716,23 @@ class _Run:
 
 
 def _catch_up_derived(
-    con: Any, runs: list[_Run], cache: FoldCache, on_commit: OnCommit | None
+    con: Any,
+    runs: list[_Run],
+    cache: FoldCache,
+    on_commit: OnCommit | None,
+    *,
+    in_transaction: bool = False,
 ) -> None:
     """Bring every derived projection to its source's checkpoint in one transaction.
 
     Each projection's rows and checkpoint still commit together; one commit for all of
-    them keeps a small catch-up cheap (one fsync, not one per table).
+    them keeps a small catch-up cheap (one fsync, not one per table). With
+    ``in_transaction`` the source's last batch is already open in it.
     """
     moved: list[tuple[str, int]] = []
     touched: dict[tuple[int, int], int] = {}
-    con.execute("BEGIN TRANSACTION")
+    if not in_transaction:
+        con.execute("BEGIN TRANSACTION")
     try:
         stored = checkpoints(con)
         for run in runs:

@@ -105,3 +105,35 @@ def test_lag_before_any_run(lake: Path) -> None:
     assert [x.name for x in status] == [p.name for p in runner.PROJECTIONS]
     assert all(x.position == 0 and x.lag_events == 12 and x.table_name is None for x in status)
     log.close()
+
+
+def test_the_last_source_batch_commits_with_the_derived_tables_or_not_at_all(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log(lake)
+    log.append("o1", O1)
+    catch_up(log)
+    log.append("o2", O2)
+    log.append("o3", O3)
+    commits: list[tuple[str, int]] = []
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("derived projection failed")
+
+    monkeypatch.setattr(runner, "_apply_derived", broken)
+    with pytest.raises(RuntimeError, match="derived projection failed"):
+        catch_up(log, batch_size=3, on_commit=lambda n, p: commits.append((n, p)))
+    con = connect(log)
+    stored = {name: cp.position for name, cp in checkpoints(con).items()}
+    rows = con.execute("SELECT max(position) FROM analytics.order_events").fetchall()[0][0]
+    con.close()
+    # the source's earlier batches committed on their own; its last one (up to the head,
+    # 20) was to commit with the derived tables, so it rolled back with them
+    assert commits and all(name == "order_events" for name, _ in commits)
+    assert stored["order_events"] == rows == commits[-1][1] < log.head() == 20
+    assert {p for n, p in stored.items() if n != "order_events"} == {12}
+    monkeypatch.undo()
+    reports = {r.name: r for r in catch_up(log, on_commit=lambda n, p: commits.append((n, p)))}
+    assert reports["orders"].to_position == reports["order_events"].to_position == 20
+    assert ("order_events", 20) in commits and ("orders", 20) in commits
+    log.close()
