@@ -152,7 +152,15 @@ def handle_many(
     from eventlog.log import AppendRequest
 
     ids = list(command_ids) if command_ids is not None else [None] * len(commands)
-    for attempt in range(retries + 1):
+    # A state this log handle decided itself is used without asking the tail whether the
+    # stream moved since: the append checks the version anyway, and should another writer
+    # have moved it, the conflict sends this call round again with states read afresh
+    # (a round that does not count against ``retries``). A caller's own expected
+    # version is checked against the state it was decided on, so then every state is read.
+    trust_cache = expected_version is None
+    attempt = 0
+    while True:
+        guessed: set[str] = set()
         results: list[HandleResult[S] | None] = [None] * len(commands)
         states: dict[str, tuple[int, S]] = {}
         pending: list[tuple[int, AppendRequest]] = []
@@ -166,7 +174,12 @@ def handle_many(
                     results[i] = HandleResult(stream_id, events, None, duplicate=True)
                     continue
             if stream_id not in states:
-                states[stream_id] = load_state(log, decider, stream_id)
+                known = log.known_state(decider, stream_id) if trust_cache else None
+                if known is not None:
+                    states[stream_id] = known
+                    guessed.add(stream_id)
+                else:
+                    states[stream_id] = load_state(log, decider, stream_id)
             version, state = states[stream_id]
             try:
                 new = decider.decide(command, state)
@@ -222,8 +235,14 @@ def handle_many(
         try:
             appended = log.append_many([req for _, req in pending])
         except ConcurrencyError:
+            if guessed:  # a kept state was behind another writer: read them all again
+                for sid in guessed:
+                    log.forget_state(sid)
+                trust_cache = False
+                continue
             if expected_version is not None or attempt == retries:
                 raise
+            attempt += 1
             continue
         for (_, req), res in zip(pending, appended, strict=True):
             version, state = states[req.stream_id]
@@ -241,4 +260,3 @@ def handle_many(
                 duplicate=res.duplicate,
             )
         return [r for r in results if r is not None]
-    raise AssertionError("unreachable")

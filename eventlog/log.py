@@ -528,6 +528,15 @@ class EventLog:
             return hit[2]
         return None
 
+    def known_state(self, key: object, stream_id: str) -> tuple[int, Any] | None:
+        """(version, state) this handle last stored for a stream, whatever the tail says now."""
+        hit = self._states.get(stream_id)
+        return (hit[1], hit[2]) if hit is not None and hit[0] is key else None
+
+    def forget_state(self, stream_id: str) -> None:
+        """Drop a kept state (another writer moved the stream past it)."""
+        self._states.pop(stream_id, None)
+
     def cache_state(self, key: object, stream_id: str, version: int, state: Any) -> None:
         """Keep a decided state (at most ``STATE_CACHE`` streams, the oldest go first)."""
         self._states.pop(stream_id, None)
