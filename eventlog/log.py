@@ -77,6 +77,7 @@ from eventlog.tail import (
 
 Clock = Callable[[], datetime]
 STATE_CACHE = 10_000  # write-model states a log handle keeps in memory
+_READERS = max(2, os.cpu_count() or 1)  # threads that read parts at scattered positions
 
 
 def _now() -> datetime:
@@ -1363,6 +1364,9 @@ class EventLog:
                     if part is None:
                         raise IntegrityError(f"no part holds position {p}")
                     by_part[part].append(p)
+                if len(by_part) > 1:  # pyarrow decodes without the GIL: parts in parallel
+                    with ThreadPoolExecutor(max_workers=min(len(by_part), _READERS)) as pool:
+                        return list(pool.map(lambda item: self._take_rows(*item), by_part.items()))
                 for part, pos in by_part.items():
                     out.append(self._take_rows(part, pos))
                 return out
