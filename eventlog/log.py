@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -867,7 +868,8 @@ class EventLog:
             raise InvalidInputError("stream_id has null values")
         encoded = sid.dictionary_encode().combine_chunks()
         check_stream_ids(encoded.dictionary)
-        if "stream_type" not in table.column_names:
+        given_types = "stream_type" in table.column_names
+        if not given_types:
             table = table.append_column("stream_type", pa.repeat(pa.scalar("order"), n))
         if "occurred_at" not in table.column_names:
             now = pa.scalar(to_micros(self.clock()), pa.int64()).cast(pa.timestamp("us", "UTC"))
@@ -882,9 +884,13 @@ class EventLog:
             raise InvalidInputError("occurred_at has null values")
         table = table.set_column(table.schema.get_field_index("occurred_at"), "occurred_at", occ)
         etype = table.column("event_type").cast(pa.string())
-        stype = table.column("stream_type").cast(pa.string())
-        pairs = pa.table({"e": etype, "s": stype}).group_by(["e", "s"]).aggregate([])
-        for e, st in zip(pairs.column("e").to_pylist(), pairs.column("s").to_pylist(), strict=True):
+        if given_types:
+            stype = table.column("stream_type").cast(pa.string())
+            pairs = pa.table({"e": etype, "s": stype}).group_by(["e", "s"]).aggregate([])
+            found = zip(pairs.column("e").to_pylist(), pairs.column("s").to_pylist(), strict=True)
+        else:  # every row is of the default stream type
+            found = zip(pc.unique(etype).to_pylist(), itertools.repeat("order"))
+        for e, st in found:
             spec = self.registry.spec(e)
             if spec.stream_type != st:
                 raise InvalidInputError(

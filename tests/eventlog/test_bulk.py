@@ -20,10 +20,16 @@ def test_uuid4_array_makes_valid_distinct_version_4_ids() -> None:
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 201, "a\x00b", ".."])
+@pytest.mark.parametrize(
+    "bad", ["../x", "a/b", "", "x" * 201, "a\x00b", "..", ".", "a\\b", "a\x7fb"]
+)
 def test_check_stream_ids_rejects_unsafe_ids(bad: str) -> None:
     with pytest.raises(InvalidStreamIdError):
         check_stream_ids(pa.array(["fine", bad]))
+
+
+def test_check_stream_ids_counts_characters_not_bytes() -> None:
+    check_stream_ids(pa.array(["é" * 150, "order-1"]))  # 300 bytes, 150 characters
 
 
 def test_check_payloads_accepts_fitting_rows_and_names_the_misfit() -> None:
