@@ -233,7 +233,7 @@ def handle_many(
                 ),
             )
         try:
-            appended = log.append_many([req for _, req in pending])
+            appended = log.append_many([req for _, req in pending], remember=read_back)
         except ConcurrencyError:
             if guessed:  # a kept state was behind another writer: read them all again
                 for sid in guessed:

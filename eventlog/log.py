@@ -198,7 +198,7 @@ class _Row:
     metadata: str
     client_id: bool
     command_id: str | None
-    decoded: tuple[dict[str, Any] | None, dict[str, Any] | None]  # see _as_stored
+    decoded: tuple[dict[str, Any], dict[str, Any]]  # payload and metadata, as dicts
 
 
 def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
@@ -561,8 +561,14 @@ class EventLog:
         req = AppendRequest(stream_id, events, expected_version, stream_type, command_id, state)
         return self.append_many([req])[0]
 
-    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
-        """Append to several streams in one atomic commit: all requests or none."""
+    def append_many(
+        self, requests: Sequence[AppendRequest], *, remember: bool = True
+    ) -> list[AppendResult]:
+        """Append to several streams in one atomic commit: all requests or none.
+
+        ``remember`` keeps the (at most 1,000) new events in memory, decoded, so that
+        ``events_at`` right after costs nothing (``handle`` reads them back).
+        """
         prepared = [self._prepare(req) for req in requests]
         total = sum(len(rows) for rows in prepared)
         if total == 0:
@@ -611,7 +617,7 @@ class EventLog:
             now = to_micros(self.clock())
             recorded = max(now, meta["last_recorded_at"])
             new_rows: list[tuple[Any, ...]] = []
-            new_decoded: list[_Decoded] = []
+            new_decoded: list[tuple[dict[str, Any], dict[str, Any]]] = []
             versions = stored_versions
             position = head
             for i in todo:
@@ -667,20 +673,21 @@ class EventLog:
                     updates["index_head"] = position
                     if own_ids:
                         updates["ids_head"] = position
+            # one head per stream: its last version, and the last state given with it
+            heads: dict[str, list[Any]] = {}
             for i in todo:
                 req, res = requests[i], results[i]
                 assert res is not None
-                state_json = dumps(req.state) if req.state is not None else None
-                conn.execute(
-                    UPSERT_STREAM,
-                    (
-                        req.stream_id,
-                        req.stream_type,
-                        res.last_version,
-                        state_json,
-                        res.last_version,
-                    ),
-                )
+                head_row = heads.setdefault(req.stream_id, [req.stream_type, 0, None, 0])
+                head_row[1] = res.last_version
+                if req.state is not None:
+                    head_row[2], head_row[3] = req.state, res.last_version
+            for sid, (stype, version, state, state_version) in heads.items():
+                state_json = dumps(state) if state is not None else None
+                conn.execute(UPSERT_STREAM, (sid, stype, version, state_json, state_version))
+            for i in todo:
+                req, res = requests[i], results[i]
+                assert res is not None
                 cid = self._command_id(req, prepared[i])
                 if cid:
                     conn.execute(
@@ -690,8 +697,11 @@ class EventLog:
             must_seal = self._must_seal(position - meta["sealed_head"], meta["sealed_head"], now)
         # committed rows are immutable: keep the last ones so handle() reads them back free
         self._recent = (
-            {row[0]: (row, decoded) for row, decoded in zip(new_rows, new_decoded, strict=True)}
-            if len(new_rows) <= 1000
+            {
+                row[0]: (row, (_as_stored(payload), _as_stored(metadata)))
+                for row, (payload, metadata) in zip(new_rows, new_decoded, strict=True)
+            }
+            if remember and len(new_rows) <= 1000
             else {}
         )
         if must_seal:
@@ -946,7 +956,7 @@ class EventLog:
                     metadata=dumps(metadata),
                     client_id=ev.event_id is not None,
                     command_id=str(metadata["command_id"]) if metadata.get("command_id") else None,
-                    decoded=(_as_stored(payload), _as_stored(metadata)),
+                    decoded=(payload, metadata),
                 )
             )
         return rows
