@@ -715,12 +715,13 @@ class EventLog:
         expected_versions: dict[str, ExpectedVersion] | None = None,
         command_id: str | None = None,
     ) -> AppendResult:
-        """Bulk append: an Arrow table of events becomes one part, validated column-wise.
+        """Bulk append: an Arrow table of events, validated column-wise, becomes parts.
 
         Columns: ``stream_id``, ``event_type``, ``payload`` (JSON text) and optionally
         ``stream_type`` (default ``order``), ``occurred_at`` (UTC timestamp, default now),
         ``metadata`` (JSON text) and ``event_id``. Row order is commit order. The tail is
-        sealed first, then the batch is written straight to a part under the writer lock.
+        sealed first, then the batch is written straight to parts of at most
+        ``bulk_part_rows`` events under the writer lock; it lands whole or not at all.
         """
         table, codes, uniques = self._prepare_batch(table)
         n = table.num_rows
