@@ -36,6 +36,7 @@ from projections.tables import (
     ORDERS,
     PAYMENTS,
     SOURCE_ALL,
+    SOURCE_PREVIOUS,
     SOURCE_TOUCHED,
     Projection,
     fold_states,
@@ -92,9 +93,6 @@ TOUCHED_KNOWN = """
 CREATE OR REPLACE TEMP TABLE touched_known AS
 SELECT DISTINCT order_id FROM touched_events WHERE position <= $lo
 """
-# The touched orders' histories as they stood at the previous checkpoint.
-PREVIOUS_TOUCHED = "SELECT * FROM touched_events WHERE position <= $lo"
-
 OnCommit = Callable[[str, int], None]
 Source = Path | str | EventLog
 
@@ -387,11 +385,16 @@ def _register_states(
         return
     key = (source, lo, hi)
     if cache.key != key or cache.states is None:
-        sql = FOLD_INPUT.replace("@SOURCE@", source)
-        events = con.sql(sql, params=_params(sql, lo, hi))
-        cache.states = fold_states(events.to_arrow_table(), last_only=not cache.full)
+        cache.states = _fold(con, source, lo, hi, last_only=not cache.full)
         cache.key = key
     con.register("states", cache.states)
+
+
+def _fold(con: Any, source: str, lo: int, hi: int, *, last_only: bool) -> pa.Table:
+    """fold_states of the events a source query selects ($lo/$hi bound)."""
+    sql = FOLD_INPUT.replace("@SOURCE@", source)
+    events = con.sql(sql, params=_params(sql, lo, hi))
+    return fold_states(events.to_arrow_table(), last_only=last_only)
 
 
 def _full(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:
@@ -429,9 +432,8 @@ def _apply_derived(
         built[(lo, hi)] = int(known[0][0]) if known else 0
     _register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
     if projection.reads_previous_states:
-        sql = FOLD_INPUT.replace("@SOURCE@", PREVIOUS_TOUCHED)
-        before = con.sql(sql, params={"lo": lo}).to_arrow_table()
-        con.register("previous_states", fold_states(before, last_only=True))
+        previous = _fold(con, SOURCE_PREVIOUS, lo, hi, last_only=True)
+        con.register("previous_states", previous)
     for statement in projection.incremental_sql:
         if statement == DELETE_TOUCHED_ORDERS and built[(lo, hi)] == 0:
             continue  # only new orders: the table holds no rows of theirs to delete

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlog.orders.events import ORDER_EVENT_TYPES
+
 
 def sql_file(name: str) -> str:
     """The text of ``projections/sql/<name>``."""
@@ -87,36 +89,31 @@ SELECT order_id, version, position, event_type, occurred_at, recorded_at, custom
 FROM (@SOURCE@)
 """
 
-_TYPES = (
-    "OrderCreated",
-    "ItemAdded",
-    "ItemRemoved",
-    "DiscountApplied",
-    "ShippingAddressUpdated",
-    "PaymentAuthorized",
-    "PaymentCaptured",
-    "PaymentFailed",
-    "OrderShipped",
-    "OrderDelivered",
-    "OrderCancelled",
-    "RefundIssued",
-    "CustomerNoteAdded",
+# event kind codes: positions in the domain's list of event types
+_TYPES = ORDER_EVENT_TYPES
+CREATED, ADDED, REMOVED, DISCOUNT, ADDRESS, AUTHORIZED, CAPTURED, FAILED = (
+    _TYPES.index(name)
+    for name in (
+        "OrderCreated",
+        "ItemAdded",
+        "ItemRemoved",
+        "DiscountApplied",
+        "ShippingAddressUpdated",
+        "PaymentAuthorized",
+        "PaymentCaptured",
+        "PaymentFailed",
+    )
 )
-(
-    CREATED,
-    ADDED,
-    REMOVED,
-    DISCOUNT,
-    ADDRESS,
-    AUTHORIZED,
-    CAPTURED,
-    FAILED,
-    SHIPPED,
-    DELIVERED,
-    CANCELLED,
-    REFUND,
-    NOTE,
-) = range(len(_TYPES))
+SHIPPED, DELIVERED, CANCELLED, REFUND, NOTE = (
+    _TYPES.index(name)
+    for name in (
+        "OrderShipped",
+        "OrderDelivered",
+        "OrderCancelled",
+        "RefundIssued",
+        "CustomerNoteAdded",
+    )
+)
 STATUSES = ("none", "open", "paid", "shipped", "delivered", "cancelled")
 _STATUS_OF = {CREATED: 1, SHIPPED: 3, DELIVERED: 4, CANCELLED: 5}  # event kind -> STATUSES
 
@@ -416,6 +413,8 @@ FROM (
 SOURCE_ALL = "SELECT * FROM analytics.order_events WHERE position <= $hi"
 # ``touched_events``: the touched orders' histories up to $hi, built once per catch-up.
 SOURCE_TOUCHED = "SELECT * FROM touched_events"
+# ... and those histories as they stood at the projection's previous checkpoint ($lo).
+SOURCE_PREVIOUS = "SELECT * FROM touched_events WHERE position <= $lo"
 DELETE_TOUCHED_ORDERS = "DELETE FROM @TABLE@ WHERE order_id IN (SELECT order_id FROM touched_known)"
 
 # --- analytics.orders ----------------------------------------------------------------------
@@ -476,7 +475,8 @@ WHERE is_last
 """
 
 
-def _insert(select: str) -> str:
+def insert_into(select: str) -> str:
+    """The statement that inserts ``select``'s rows into the table being written."""
     return "INSERT INTO @TABLE@\n" + select
 
 
@@ -486,8 +486,8 @@ ORDERS = Projection(
     code_version="1",
     description="Current state of every order (fold in (occurred_at, version) order).",
     ddl=ORDERS_DDL,
-    full_sql=_insert(ORDERS_SELECT),
-    incremental_sql=(DELETE_TOUCHED_ORDERS, _insert(ORDERS_SELECT)),
+    full_sql=insert_into(ORDERS_SELECT),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(ORDERS_SELECT)),
     depends_on=("order_events",),
     folds=True,
     last_states_only=True,
@@ -546,10 +546,10 @@ ORDER_LINES = Projection(
     code_version="1",
     description="The cart lines of every order as they stand now.",
     ddl=ORDER_LINES_DDL,
-    full_sql=_insert(_plain(SOURCE_ALL, ORDER_LINES_SELECT)),
+    full_sql=insert_into(_plain(SOURCE_ALL, ORDER_LINES_SELECT)),
     incremental_sql=(
         DELETE_TOUCHED_ORDERS,
-        _insert(_plain(SOURCE_TOUCHED, ORDER_LINES_SELECT)),
+        insert_into(_plain(SOURCE_TOUCHED, ORDER_LINES_SELECT)),
     ),
     depends_on=("order_events",),
 )
@@ -602,8 +602,8 @@ PAYMENTS = Projection(
     code_version="1",
     description="One row per payment of an order: authorized, captured, failed.",
     ddl=PAYMENTS_DDL,
-    full_sql=_insert(_plain(SOURCE_ALL, PAYMENTS_SELECT)),
-    incremental_sql=(DELETE_TOUCHED_ORDERS, _insert(_plain(SOURCE_TOUCHED, PAYMENTS_SELECT))),
+    full_sql=insert_into(_plain(SOURCE_ALL, PAYMENTS_SELECT)),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(_plain(SOURCE_TOUCHED, PAYMENTS_SELECT))),
     depends_on=("order_events",),
 )
 
@@ -657,12 +657,24 @@ def _facts(orders: str, events: str) -> str:
     return _FACTS.replace("@ORDERS@", orders).replace("@EVENTS@", events)
 
 
-_SUMS = (
-    "sum(created) AS orders_created, sum(paid) AS orders_paid, "
-    "sum(cancelled) AS orders_cancelled, sum(gross) AS gross, sum(refunds) AS refunds, "
-    "sum(captures) AS captures, sum(refund_count) AS refund_count, "
-    "sum(paid_total) AS paid_total"
+# fact column -> the name of its daily sum (the full count and the delta share them)
+_FACT_SUMS = (
+    ("created", "orders_created"),
+    ("paid", "orders_paid"),
+    ("cancelled", "orders_cancelled"),
+    ("gross", "gross"),
+    ("refunds", "refunds"),
+    ("captures", "captures"),
+    ("refund_count", "refund_count"),
+    ("paid_total", "paid_total"),
 )
+
+
+def _sums(weight: str = "") -> str:
+    """``sum(<weight><fact>) AS <name>`` for every fact column."""
+    return ", ".join(f"sum({weight}{fact}) AS {name}" for fact, name in _FACT_SUMS)
+
+
 # the columns of a row from its sums (``s``): derived ones computed, never summed
 _DAILY_ROW = """
 SELECT day, currency, orders_created, orders_paid, orders_cancelled,
@@ -676,10 +688,10 @@ FROM (@SUMS@) AS s
 """
 
 _GROUPED = "SELECT day, currency, @SUMS@ FROM (@FACTS@) GROUP BY day, currency"
-DAILY_SALES_FULL = _insert(
+DAILY_SALES_FULL = insert_into(
     _DAILY_ROW.replace(
         "@SUMS@",
-        _GROUPED.replace("@SUMS@", _SUMS).replace(
+        _GROUPED.replace("@SUMS@", _sums()).replace(
             "@FACTS@", _facts("analytics.orders", SOURCE_ALL)
         ),
     )
@@ -689,19 +701,6 @@ CREATE OR REPLACE TEMP TABLE touched_orders_now AS
 SELECT order_id, currency, created_at, paid_at, cancelled_at, total_cents
 FROM analytics.orders WHERE order_id IN (SELECT order_id FROM touched)
 """
-_SIGNED_SUMS = ", ".join(
-    f"sum(sign * {c}) AS {c}"
-    for c in (
-        "created",
-        "paid",
-        "cancelled",
-        "gross",
-        "refunds",
-        "captures",
-        "refund_count",
-        "paid_total",
-    )
-)
 DAILY_DELTA = (
     """
 CREATE OR REPLACE TEMP TABLE daily_delta AS
@@ -712,18 +711,16 @@ FROM (
     SELECT -1 AS sign, * FROM (@BEFORE@)
 )
 GROUP BY day, currency
-""".replace("@SUMS@", _SIGNED_SUMS)
+""".replace("@SUMS@", _sums("sign * "))
     .replace("@NOW@", _facts("touched_orders_now", SOURCE_TOUCHED))
-    .replace(
-        "@BEFORE@", _facts("previous_states", "SELECT * FROM touched_events WHERE position <= $lo")
-    )
+    .replace("@BEFORE@", _facts("previous_states", SOURCE_PREVIOUS))
 )
 DAILY_MERGED = """
 CREATE OR REPLACE TEMP TABLE daily_merged AS
 SELECT d.day, d.currency,
-    coalesce(t.orders_created, 0) + d.created AS orders_created,
-    coalesce(t.orders_paid, 0) + d.paid AS orders_paid,
-    coalesce(t.orders_cancelled, 0) + d.cancelled AS orders_cancelled,
+    coalesce(t.orders_created, 0) + d.orders_created AS orders_created,
+    coalesce(t.orders_paid, 0) + d.orders_paid AS orders_paid,
+    coalesce(t.orders_cancelled, 0) + d.orders_cancelled AS orders_cancelled,
     coalesce(t.gross_revenue_cents, 0) + d.gross AS gross,
     coalesce(t.refunds_cents, 0) + d.refunds AS refunds,
     coalesce(t.payments_captured, 0) + d.captures AS captures,
@@ -743,7 +740,7 @@ DAILY_SALES = Projection(
         DAILY_DELTA,
         DAILY_MERGED,
         "DELETE FROM @TABLE@ WHERE (day, currency) IN (SELECT day, currency FROM daily_delta)",
-        _insert(
+        insert_into(
             _DAILY_ROW.replace(
                 "@SUMS@",
                 "SELECT * FROM daily_merged WHERE orders_created + orders_paid"
@@ -806,11 +803,11 @@ CUSTOMERS = Projection(
     code_version="1",
     description="Per customer and currency: orders, lifetime value, refund rate, first/last order.",
     ddl=CUSTOMERS_DDL,
-    full_sql=_insert(CUSTOMERS_SELECT.replace("@CUSTOMERS@", "true")),
+    full_sql=insert_into(CUSTOMERS_SELECT.replace("@CUSTOMERS@", "true")),
     incremental_sql=(
         TOUCHED_CUSTOMERS,
         "DELETE FROM @TABLE@ WHERE customer_id IN (SELECT customer_id FROM touched_customers)",
-        _insert(
+        insert_into(
             CUSTOMERS_SELECT.replace(
                 "@CUSTOMERS@", "customer_id IN (SELECT customer_id FROM touched_customers)"
             )

@@ -29,6 +29,7 @@ from projections.tables import (
     ORDER_STATE_COLUMNS,
     Projection,
     fold_query,
+    insert_into,
 )
 from projections.warehouse import connect
 
@@ -68,8 +69,8 @@ ORDER_STATES = Projection(
     code_version="1",
     description="Valid-time history of every order as known now: one row per state.",
     ddl=ORDER_STATES_DDL,
-    full_sql="INSERT INTO @TABLE@\n" + ORDER_STATES_SELECT,
-    incremental_sql=(DELETE_TOUCHED_ORDERS, "INSERT INTO @TABLE@\n" + ORDER_STATES_SELECT),
+    full_sql=insert_into(ORDER_STATES_SELECT),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(ORDER_STATES_SELECT)),
     depends_on=("order_events",),
     folds=True,
 )
