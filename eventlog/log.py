@@ -525,10 +525,8 @@ class EventLog:
 
     def cached_state(self, key: object, stream_id: str, version: int) -> Any | None:
         """A write-model state this handle stored for ``stream_id`` at ``version``, if any."""
-        hit = self._states.get(stream_id)
-        if hit is not None and hit[0] is key and hit[1] == version:
-            return hit[2]
-        return None
+        known = self.known_state(key, stream_id)
+        return known[1] if known is not None and known[0] == version else None
 
     def known_state(self, key: object, stream_id: str) -> tuple[int, Any] | None:
         """(version, state) this handle last stored for a stream, whatever the tail says now."""
@@ -578,7 +576,8 @@ class EventLog:
             streams = [r.stream_id for r in requests]
             meta, versions = self.tail.metas_and_versions(streams)
             head = meta["head"]
-            if any(row.client_id for rows in prepared for row in rows):
+            own_ids = any(row.client_id for rows in prepared for row in rows)
+            if own_ids:
                 self._catch_up_index()
                 meta = self.tail.metas()
             if meta["heads_head"] < meta["head"]:
@@ -662,9 +661,6 @@ class EventLog:
                 # Event ids the log generated need no index entry now: only an append that
                 # brings its own ids asks the index, and it catches the index up first.
                 # Skipping it keeps a random B-tree page out of every command's commit.
-                own_ids = meta["ids_head"] == head and any(
-                    row.client_id for rows in prepared for row in rows
-                )
                 if meta["index_head"] == head:
                     self.tail.insert_index(
                         [(r[2], r[3], r[0]) for r in new_rows],
@@ -1570,7 +1566,7 @@ class EventLog:
         if meta["heads_head"] < meta["head"]:  # bulk appends not folded into the heads yet
             lagging = self._stale_head_rows(meta["heads_head"], meta["head"])
             new_ids = pc.unique(lagging.column("stream_id")).to_pylist()
-            streams += len(new_ids) - len(self.tail.stream_versions_bulk(new_ids))
+            streams += len(new_ids) - len(self.tail.stream_versions(new_ids))
         return LakeInfo(
             head=self.head(),
             sealed_head=self.sealed_head(),

@@ -192,7 +192,7 @@ class Tail:
             row = self.conn.execute(SELECT_METAS_AND_VERSION, (stream_ids[0],)).fetchone()
             meta = dict(zip(META_KEYS, row, strict=False))
             return meta, ({stream_ids[0]: int(row[-1])} if row[-1] is not None else {})
-        return self.metas(), self.stream_versions_bulk(stream_ids)
+        return self.metas(), self.stream_versions(stream_ids)
 
     def stream_row_and_heads(
         self, stream_id: str
@@ -226,29 +226,18 @@ class Tail:
 
     def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
         """Current versions of the given streams (absent streams are left out)."""
-        out: dict[str, int] = {}
-        for sid in set(stream_ids):
-            row = self.conn.execute(
-                "SELECT version FROM streams WHERE stream_id = ?", (sid,)
-            ).fetchone()
-            if row:
-                out[sid] = int(row[0])
-        return out
-
-    def stream_versions_bulk(self, stream_ids: Sequence[str]) -> dict[str, int]:
-        """Current versions of many streams (absent streams are left out)."""
         # Sorted ids walk the primary-key B-tree in order (much faster than random probes).
-        rows = self.conn.execute(SELECT_VERSIONS_IN, (json.dumps(sorted(stream_ids)),))
-        return {s: int(v) for s, v in rows}
-
-    def has_streams(self) -> bool:
-        """Whether any stream head is stored (bulk-only lakes have none until catch-up)."""
-        return bool(self.conn.execute("SELECT EXISTS (SELECT 1 FROM streams)").fetchone()[0])
+        ids, versions = self.stream_versions_arrow(json.dumps(sorted(set(stream_ids))))
+        return dict(zip(ids, versions, strict=True))
 
     def stream_versions_arrow(self, ids_json: str) -> tuple[list[str], list[int]]:
         """(stream ids, versions) of the stored streams among a JSON array of ids."""
         found = self.conn.execute(SELECT_VERSIONS_IN, (ids_json,)).fetchall()
         return [r[0] for r in found], [int(r[1]) for r in found]
+
+    def has_streams(self) -> bool:
+        """Whether any stream head is stored (bulk-only lakes have none until catch-up)."""
+        return bool(self.conn.execute("SELECT EXISTS (SELECT 1 FROM streams)").fetchone()[0])
 
     def stream_row(self, stream_id: str) -> tuple[int, str | None, int] | None:
         """(version, state JSON, state_version) of a stream, or None."""
