@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,7 @@ from rich.console import Console
 
 from pipelines.demo import run_demo
 from pipelines.instance import lake_instance
-from tests.support.dagster_ui import materialized_assets, start_ui
-
-LEDGERLAKE = Path(sys.executable).with_name("ledgerlake")
-ASSETS = {
-    "order_events",
-    "orders",
-    "order_lines",
-    "payments",
-    "daily_sales",
-    "customers",
-    "order_states",
-    "event_narratives",
-    "order_stories",
-    "training_set",
-}
+from tests.support.dagster_ui import ASSETS, LEDGERLAKE, materialized_assets, start_ui
 
 
 def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) -> None:

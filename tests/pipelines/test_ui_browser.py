@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.dagster_ui import DagsterUI, materialized_assets, runs, start_ui, wait_for_run
+from tests.support.dagster_ui import (
+    ASSETS,
+    DagsterUI,
+    materialized_assets,
+    runs,
+    start_ui,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -31,18 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PROJECTIONS = {
-    "order_events",
-    "orders",
-    "order_lines",
-    "payments",
-    "daily_sales",
-    "customers",
-    "order_states",
-    "event_narratives",
-    "order_stories",
-    "training_set",
-}
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } }
@@ -143,7 +138,7 @@ def test_materialize_from_the_ui_and_screenshot_the_run(ui: DagsterUI) -> None:
             browser.close()
     assert shot.stat().st_size > 10_000
     materialized = materialized_assets(ui)
-    assert {name for name, done in materialized.items() if done} >= PROJECTIONS
+    assert {name for name, done in materialized.items() if done} >= ASSETS
 
 
 def read_counts(lake: Path, stop: threading.Event, seen: list[tuple[float, int, int]]) -> None:

@@ -16,6 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# every asset the main job materializes (the log itself is an observed source asset)
+ASSETS = frozenset(
+    {
+        "order_events",
+        "orders",
+        "order_lines",
+        "payments",
+        "daily_sales",
+        "customers",
+        "order_states",
+        "event_narratives",
+        "order_stories",
+        "training_set",
+    }
+)
+
 LEDGERLAKE = Path(sys.executable).with_name("ledgerlake")
 
 
