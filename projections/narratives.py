@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
 
+from eventlog.envelope import RecordedEvent
 from eventlog.orders.decider import OrderState, evolve
 from eventlog.orders.events import (
     CustomerNoteAdded,
@@ -132,6 +133,17 @@ def add_fact(
             new, last_recorded_at=recorded_at if last_rec is None else max(last_rec, recorded_at)
         )
     return r(new, last_position=max(facts.last_position, position))
+
+
+def add_record(facts: OrderFacts, rec: RecordedEvent, event: OrderEvent) -> OrderFacts:
+    """``add_fact`` for a recorded event: its payload ``event`` with the record's times."""
+    return add_fact(
+        facts,
+        event,
+        occurred_at=rec.occurred_at,
+        recorded_at=rec.recorded_at,
+        position=rec.position,
+    )
 
 
 def _whose(facts: OrderFacts) -> str:

@@ -21,7 +21,7 @@ from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import ORDER_EVENT_TYPES
 from projections.embeddings import Embedder, embedder_for
-from projections.narratives import OrderFacts, add_fact, order_story
+from projections.narratives import OrderFacts, add_record, order_story
 from projections.vectors import (
     EVENT_NARRATIVES,
     ORDER_STORIES,
@@ -181,13 +181,7 @@ def _story_known_at(log: EventLog, order_id: str, known_at: datetime) -> OrderFa
     for rec in records_from_batch(log.read_stream(order_id)):
         if rec.recorded_at <= known_at:
             event = log.registry.decode(rec.event_type, rec.schema_version, rec.payload)
-            facts = add_fact(
-                facts,
-                event,
-                occurred_at=rec.occurred_at,
-                recorded_at=rec.recorded_at,
-                position=rec.position,
-            )
+            facts = add_record(facts, rec, event)
     return facts
 
 

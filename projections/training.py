@@ -35,7 +35,7 @@ from eventlog.log import EventLog
 from eventlog.orders.decider import order_state_fields
 from eventlog.orders.events import STREAM_TYPE
 from projections.embeddings import Embedder, SentenceTransformerEmbedder
-from projections.narratives import OrderFacts, add_fact, order_story
+from projections.narratives import OrderFacts, add_record, order_story
 
 LABEL_TYPES = frozenset({"OrderCancelled", "RefundIssued"})
 DEFAULT_HORIZON = timedelta(days=14)
@@ -96,13 +96,7 @@ def facts_known_at(order_id: str, events: Sequence[Any], cutoff: datetime) -> Or
     known.sort(key=lambda pair: (pair[0].occurred_at, pair[0].version))
     facts = OrderFacts.initial(order_id)
     for rec, ev in known:
-        facts = add_fact(
-            facts,
-            ev,
-            occurred_at=rec.occurred_at,
-            recorded_at=rec.recorded_at,
-            position=rec.position,
-        )
+        facts = add_record(facts, rec, ev)
     return facts
 
 

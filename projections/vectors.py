@@ -33,7 +33,7 @@ from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import STREAM_TYPE
 from projections.embeddings import Embedder, model_slug
-from projections.narratives import OrderFacts, add_fact, narrate, order_story
+from projections.narratives import OrderFacts, add_record, narrate, order_story
 from projections.report import ProjectionReport
 
 CODE_VERSION = "1"
@@ -256,13 +256,7 @@ class _FactsCache:
 
 def _add(log: EventLog, facts: OrderFacts, rec: RecordedEvent) -> OrderFacts:
     event = log.registry.decode(rec.event_type, rec.schema_version, rec.payload)
-    return add_fact(
-        facts,
-        event,
-        occurred_at=rec.occurred_at,
-        recorded_at=rec.recorded_at,
-        position=rec.position,
-    )
+    return add_record(facts, rec, event)
 
 
 def _order_records(log: EventLog, after: int, chunk: int) -> Iterator[list[RecordedEvent]]:
