@@ -142,6 +142,11 @@ def check_payloads(registry: EventRegistry, spec: EventSpec, payloads: pa.Chunke
         for name, (_, nullable) in fields.items():
             if not nullable and parsed.column(name).null_count:
                 raise pa.ArrowInvalid(f"missing {name}")
+        for name, b in spec.bounds.items():
+            column = parsed.column(name)
+            low, high = pc.min(column).as_py(), pc.max(column).as_py()
+            if low is not None and (low < b.lo or high > b.hi):
+                raise pa.ArrowInvalid(f"{name} out of bounds")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         for i, text in enumerate(payloads.to_pylist()):
             try:
@@ -167,8 +172,56 @@ def _loads(text: str | None) -> Any:
 
     try:
         return json.loads(text or "")
+    except RecursionError:
+        raise PayloadSchemaError("payload nests too deeply") from None
     except ValueError as exc:
         raise PayloadSchemaError(f"payload is not valid JSON: {exc}") from None
+
+
+def loads_object_or_none(text: str) -> Any:
+    """The parsed JSON value, or None when the text is not JSON."""
+    from eventlog.codec import loads_object
+
+    try:
+        return loads_object(text)
+    except ValueError:
+        return None
+
+
+def check_metadata(metadata: pa.ChunkedArray | pa.Array) -> None:
+    """Every metadata text must be a JSON object nesting at most MAX_DEPTH levels.
+
+    Rows with few brackets are fine by counting alone; only the others are parsed.
+    """
+    from eventlog.codec import MAX_DEPTH, check_depth, loads_object
+
+    text = metadata.cast(pa.string())
+    if text.null_count:
+        raise InvalidInputError("metadata has null values; a JSON object per event expected")
+    brackets = pc.add(pc.count_substring(text, "{"), pc.count_substring(text, "["))
+    for value in text.filter(pc.greater(brackets, MAX_DEPTH)).to_pylist():
+        check_depth(loads_object(value), "metadata")
+    # Arrow's JSON reader checks that every line is one JSON object (keeping no field)
+    lines = pc.binary_join_element_wise(text, pa.scalar("\n"), "")
+    chunks = [_string_bytes(chunk) for chunk in lines.chunks] if lines.num_chunks else []
+    data = b"".join(c.to_pybytes() for c in chunks)
+    try:
+        parsed = pj.read_json(
+            pa.BufferReader(data),
+            parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema([]),
+                unexpected_field_behavior="ignore",
+                newlines_in_values=bool(pc.any(pc.match_substring(text, "\n")).as_py()),
+            ),
+        )
+        ok = parsed.num_rows == len(text)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        ok = False
+    if not ok:
+        for i, value in enumerate(text.to_pylist()):
+            if not isinstance(loads_object_or_none(value), dict):
+                raise InvalidInputError(f"row {i}: metadata {value[:60]!r} is not a JSON object")
+        raise InvalidInputError("metadata is not one JSON object per event")
 
 
 def number_versions(codes: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -13,11 +13,26 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 from eventlog.errors import PayloadSchemaError, UnknownEventTypeError
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The inclusive range an integer payload field must lie in: ``Annotated[int, Bounds(...)]``.
+
+    Every integer field is bounded: by default to what a 64-bit column holds, so that no
+    projection stores NULL or overflows on a value the log accepted.
+    """
+
+    lo: int
+    hi: int
+
+
+INT64 = Bounds(-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +45,17 @@ class EventSpec:
     schema_version: int
     fields: Mapping[str, Any]
     upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+    bounds: Mapping[str, Bounds] = field(default_factory=dict)
+
+
+def check_bounds(spec: EventSpec, payload: Mapping[str, Any]) -> None:
+    """Raise PayloadSchemaError when an integer field lies outside its bounds."""
+    for name, b in spec.bounds.items():
+        value = payload.get(name)
+        if isinstance(value, int) and not b.lo <= value <= b.hi:
+            raise PayloadSchemaError(
+                f"{spec.name}.{name} is {value}, outside the range {b.lo}..{b.hi} it may take"
+            )
 
 
 def _check_value(type_name: str, field_name: str, hint: Any, value: Any) -> Any:
@@ -108,10 +134,29 @@ class EventRegistry:
         """Add a frozen dataclass payload type; ``upcasters[v]`` lifts a v payload to v+1."""
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls!r} is not a dataclass")
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields: dict[str, Any] = {}
+        bounds: dict[str, Bounds] = {}
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if typing.get_origin(hint) is Annotated:
+                base, *extras = typing.get_args(hint)
+                found = [e for e in extras if isinstance(e, Bounds)]
+                if found:
+                    bounds[f.name] = found[0]
+                hint = base
+            fields[f.name] = hint
+            plain = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            if int in plain and f.name not in bounds:
+                bounds[f.name] = INT64
         spec = EventSpec(
-            cls.__name__, cls, stream_type, schema_version, fields, dict(upcasters or {})
+            cls.__name__,
+            cls,
+            stream_type,
+            schema_version,
+            fields,
+            dict(upcasters or {}),
+            bounds,
         )
         return EventRegistry([*self._specs.values(), spec])
 
@@ -157,6 +202,7 @@ class EventRegistry:
         ):
             # the common case, checked by exact types alone; anything else (a subclass,
             # an old schema version, a misfit) takes the full path below and its errors
+            check_bounds(spec, data)
             return {name: data[name] for name in spec.fields}
         if not isinstance(data, Mapping):
             raise PayloadSchemaError(
@@ -175,10 +221,12 @@ class EventRegistry:
                 f"{event_type} payload has unknown fields {', '.join(extra)}; "
                 f"expected fields: {', '.join(spec.fields)}"
             )
-        return {
+        checked = {
             name: _check_value(event_type, name, hint, payload[name])
             for name, hint in spec.fields.items()
         }
+        check_bounds(spec, checked)
+        return checked
 
     def upcast(self, spec: EventSpec, payload: dict[str, Any], version: int) -> dict[str, Any]:
         """Lift a payload from ``version`` to the spec's current schema version."""
@@ -205,9 +253,32 @@ class EventRegistry:
 
     def decode(self, event_type: str, schema_version: int, payload: str | Mapping[str, Any]) -> Any:
         """The payload object of a stored event, upcast to the current schema version."""
-        data = json.loads(payload) if isinstance(payload, str) else payload
+        data = loads_object(payload) if isinstance(payload, str) else payload
         spec = self.spec(event_type)
         return spec.cls(**self.validate(event_type, data, schema_version))
+
+
+MAX_DEPTH = 32  # JSON nesting the log accepts (metadata); DuckDB and readers stay safe
+
+
+def loads_object(text: str) -> Any:
+    """Parse JSON text; input that nests too deeply is bad input, not a crash."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise PayloadSchemaError(f"JSON nests deeper than {MAX_DEPTH} levels") from None
+
+
+def check_depth(value: Any, what: str) -> None:
+    """Raise PayloadSchemaError when a JSON value nests deeper than MAX_DEPTH."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise PayloadSchemaError(f"{what} nests deeper than {MAX_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)

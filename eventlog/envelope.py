@@ -74,7 +74,13 @@ def utc(value: datetime) -> datetime:
         raise InvalidInputError(
             f"time {value.isoformat()} has no timezone; UTC-aware times expected"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(
+            f"time {value.isoformat()} is outside what the log can store: "
+            "0001-01-01 to 9999-12-31 in UTC expected"
+        ) from None
 
 
 def parse_time(text: str) -> datetime:
@@ -89,7 +95,7 @@ def parse_time(text: str) -> datetime:
         raise InvalidInputError(
             f"time {text!r} has no timezone; expected an offset such as Z or +00:00"
         )
-    return value.astimezone(UTC)
+    return utc(value)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,7 +106,11 @@ def to_micros(value: datetime) -> int:
     """Microseconds since the Unix epoch of a UTC-aware datetime."""
     if value.tzinfo is None or value.utcoffset() is None:
         utc(value)  # raises the error that names the problem
-    return (value - _EPOCH) // _MICROSECOND
+    try:
+        return (value - _EPOCH) // _MICROSECOND
+    except OverflowError:
+        utc(value)  # names the range
+        raise
 
 
 def from_micros(micros: int) -> datetime:

@@ -1,7 +1,8 @@
 """Every exception the eventlog package raises.
 
 Each class maps to one exit code of the command line (see ``exit_code_for``):
-integrity problems 1, bad input 2, concurrency conflicts 3, business rules 4.
+integrity problems 1, bad input 2, concurrency conflicts 3, business rules 4,
+storage refused (disk full, read-only filesystem, permission) 5.
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ class IntegrityError(LedgerLakeError):
     """The log on disk breaks one of its invariants (gap, overlap, unreadable part...)."""
 
     exit_code = 1
+
+
+class StorageError(LedgerLakeError):
+    """The machine refused a read or write (disk full, read-only filesystem, no permission).
+
+    Nothing was acknowledged; what was acknowledged before is safe. Fix the storage and
+    run the command again.
+    """
+
+    exit_code = 5
 
 
 class LakeNotFoundError(InvalidInputError):

@@ -23,14 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from eventlog import catalog
 from eventlog.bulk import (
+    check_metadata,
     check_payloads,
     check_stream_ids,
     json_string_array,
     number_versions,
     uuid4_array,
 )
-from eventlog.codec import EventRegistry, dumps
+from eventlog.codec import EventRegistry, check_depth, dumps
 from eventlog.envelope import (
     ANY,
     COLUMNS,
@@ -52,16 +54,15 @@ from eventlog.errors import (
     IntegrityError,
     InvalidInputError,
     LakeNotFoundError,
+    StorageError,
 )
 from eventlog.parts import (
     Part,
-    check_tiling,
+    file_sha256,
     fsync_dir,
     list_parts,
-    live_set,
     publish_part,
     read_part,
-    remove_parts,
     stage_part,
     temp_files,
     write_part,
@@ -146,6 +147,7 @@ class VerifyReport:
     events: int
     parts: int
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -156,6 +158,7 @@ class VerifyReport:
             "events": self.events,
             "parts": self.parts,
             "problems": self.problems,
+            "warnings": self.warnings,
         }
 
 
@@ -199,6 +202,11 @@ class _Row:
     client_id: bool
     command_id: str | None
     decoded: tuple[dict[str, Any], dict[str, Any]]  # payload and metadata, as dicts
+
+
+def tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Tail rows (as SQLite returns them) as an envelope table."""
+    return _tail_table(rows)
 
 
 def _tail_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
@@ -254,6 +262,16 @@ def _max_per_stream(rows: pa.Table) -> pa.Table:
     return grouped.rename_columns(["stream_id", "version"])
 
 
+def _open_part(path: Path, meta: pq.FileMetaData | None = None) -> pq.ParquetFile:
+    """A part file for reading, its pages' checksums verified; damage is an IntegrityError."""
+    try:
+        return pq.ParquetFile(path, metadata=meta, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise IntegrityError(f"part file {path} is missing") from None
+        raise IntegrityError(f"part {path} cannot be read: {exc}") from None
+
+
 def _date_of(micros: int) -> str:
     return from_micros(micros).date().isoformat()
 
@@ -274,6 +292,9 @@ class EventLog:
         seal_on_close: bool = True,
         bulk_heads_lag: int = 2_000_000,
         bulk_part_rows: int = 50_000,
+        read_only: bool = False,
+        replaced_grace: timedelta = timedelta(minutes=10),
+        check: bool = True,
     ) -> None:
         if registry is None:
             from eventlog.orders.events import order_registry
@@ -296,6 +317,7 @@ class EventLog:
         self._footers: dict[Path, pq.FileMetaData] = {}
         self.inflight_dir = self.events_dir / "_inflight"
         self._marker: Path | None = None
+        self._marker_span = (0, 0)
         self._published = False
         # the last committed tail rows with their decoded (payload, metadata): read back free
         self._recent: dict[int, tuple[tuple[Any, ...], _Decoded]] = {}
@@ -304,21 +326,77 @@ class EventLog:
         self._states: dict[str, tuple[object, int, Any]] = {}  # (sealed_head, recorded_at after it)
         # (heads_head, upto, per-stream version maxima of (heads_head, upto]): _stale_heads
         self._stale: tuple[int, int, pa.Table] | None = None
-        self.events_dir.mkdir(parents=True, exist_ok=True)
-        self.tail = Tail(root / "tail.sqlite")
-        self._repair()
+        self.read_only = read_only
+        self.replaced_grace = replaced_grace
+        # parts whose bytes this handle checked against the catalog: (size, mtime) when checked
+        self._checked: dict[str, tuple[int, int]] = {}
+        tail_path = root / "tail.sqlite"
+        if check and not tail_path.exists() and list_parts(self.events_dir):
+            raise IntegrityError(
+                f"{tail_path} is missing but {self.events_dir} holds part files; the tail may "
+                "have held acknowledged events: restore it from a backup, or run "
+                "'ledgerlake repair' to rebuild it from the parts"
+            )
+        if not read_only:
+            try:
+                self.events_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create {self.events_dir}: {exc}") from None
+        self.tail = Tail(tail_path, read_only=read_only)
+        try:
+            if check:
+                self._check_catalog()
+            if not read_only:
+                self._repair()
+        except BaseException:
+            self.tail.close()
+            raise
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def open(cls, root: str | Path, *, create: bool = True, **options: Any) -> EventLog:
-        """Open a lake's log, creating the lake when ``create`` is true."""
+        """Open a lake's log, creating the lake when ``create`` is true.
+
+        ``read_only=True`` opens it for reading alone: nothing on disk changes, no
+        repair runs (commands that only read use this).
+        """
         path = Path(root)
-        if not create and not (path / "tail.sqlite").exists() and not (path / "events").exists():
-            raise LakeNotFoundError(
-                f"no lake at {path}; create one with 'ledgerlake generate' or 'ledgerlake append'"
-            )
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise InvalidInputError(f"the lake path {path} is a file; a lake is a directory")
+        if not create or options.get("read_only"):
+            if not (path / "tail.sqlite").exists() and not (path / "events").exists():
+                raise LakeNotFoundError(
+                    f"no lake at {path}; create one with 'ledgerlake generate' or "
+                    "'ledgerlake append'"
+                )
+        else:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the lake directory {path}: {exc}") from None
         return cls(path, **options)
+
+    @classmethod
+    def open_read_only(cls, root: str | Path, **options: Any) -> EventLog:
+        """Open an existing lake's log for reading alone (the one way readers open it)."""
+        return cls.open(root, create=False, read_only=True, seal_on_close=False, **options)
+
+    def _check_catalog(self) -> None:
+        """Refuse a tail that does not match its parts, rather than take it for a fresh one."""
+        meta = self.tail.metas()
+        live = catalog.live_parts(self.tail.conn, self.events_dir) if self.tail.has_catalog else []
+        if meta["sealed_head"] > 0 and not live:
+            raise IntegrityError(
+                f"the lake's catalog lists no parts but its sealed head is {meta['sealed_head']}: "
+                "a lake made before the part catalog existed (or a damaged tail); run "
+                "'ledgerlake repair' once to adopt its parts after checking their content"
+            )
+        if meta["head"] == 0 and list_parts(self.events_dir):
+            raise IntegrityError(
+                f"the tail of {self.root} is empty but events/ holds part files; the tail may "
+                "have been lost or replaced: restore it from a backup, or run "
+                "'ledgerlake repair' to rebuild it from the parts"
+            )
 
     def close(self) -> None:
         """Seal the tail (when configured to) and close the SQLite connection."""
@@ -339,13 +417,14 @@ class EventLog:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """The writer lock (one SQLite write transaction), repairing a dead writer's leftovers.
 
-        A writer that publishes parts first leaves a marker in ``events/_inflight/`` and
-        removes it after its SQLite commit. A marker seen while holding the lock belongs to
-        a writer that no longer holds it: it either committed (harmless) or died between
-        publishing and committing, and then its parts must be adopted before anyone
-        assigns the positions they hold.
+        A writer that publishes parts first leaves a marker in ``events/_inflight/`` naming
+        the positions it publishes, and removes it after its SQLite commit. A marker seen
+        while holding the lock belongs to a writer that no longer holds it: it committed
+        (harmless) or died between publishing and committing, and then the files it left
+        uncommitted are removed before anyone assigns the positions they hold.
         """
         self._published = False
+        stale: list[Path] = []
         try:
             with self.tail.write() as conn:
                 stale = self._markers()
@@ -354,9 +433,10 @@ class EventLog:
                 yield conn
         except BaseException:
             # Rolled back before any part was published: the marker has nothing to guard.
+            # After a publish it stays, and the next writer removes the uncommitted files.
             if not self._published and self._marker is not None:
                 self._marker.unlink(missing_ok=True)
-                self._marker = None
+            self._marker = None
             raise
         for marker in stale:
             marker.unlink(missing_ok=True)
@@ -371,128 +451,62 @@ class EventLog:
             return []
         return [self.inflight_dir / name for name in names]
 
-    def _mark_inflight(self, span: tuple[int, int] | None = None) -> None:
-        """Leave an in-flight marker before publishing (removed after the commit).
+    def _mark_inflight(self, span: tuple[int, int]) -> None:
+        """Leave an in-flight marker naming the positions about to be published (durably).
 
-        A bulk append names its positions ``span`` in the marker (written durably): should
-        its writer die having published only some of the batch's parts, repair removes them.
+        It is removed after the commit; one transaction's marker grows to cover every span
+        it publishes. A marker found by a writer holding the lock belongs to a writer that
+        died: the files it published in that span and never committed to the catalog are
+        its leftovers (their events are still in the tail, or belonged to an append that was
+        never acknowledged), and repair removes them.
         """
-        if self._marker is None:
+        if self._marker is not None:
+            lo, hi = self._marker_span
+            if lo <= span[0] and span[1] <= hi:
+                return
+            span = (min(lo, span[0]), max(hi, span[1]))
+        else:
             self.inflight_dir.mkdir(parents=True, exist_ok=True)
-            marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
-            with open(marker, "w") as fh:
-                if span is not None:
-                    fh.write(f"{span[0]} {span[1]}\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if span is not None:
-                fsync_dir(self.inflight_dir)
-            self._marker = marker
+            self._marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
+        with open(self._marker, "w") as fh:
+            fh.write(f"{span[0]} {span[1]}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(self.inflight_dir)
+        self._marker_span = span
 
     def _publish(self, date: str, table: pa.Table) -> Part:
-        """Publish a part inside a write transaction, leaving an in-flight marker first."""
-        self._mark_inflight()
+        """Publish a part inside a write transaction, leaving an in-flight marker first.
+
+        The caller records it in the catalog in the same transaction.
+        """
+        positions = table.column("position")
+        self._mark_inflight((positions[0].as_py(), positions[-1].as_py()))
         part = write_part(self.events_dir, date, table)
         self._published = True
         return part
 
     def _repair(self) -> None:
-        """Finish or undo whatever a crash left half-done (see docs/format.md)."""
-        sealed = self.tail.meta("sealed_head")
-        live = live_set(list_parts(self.events_dir))
-        beyond = [p for p in live if p.last > sealed]
-        superseded = len(live) != len(list_parts(self.events_dir))
-        clean = not beyond and not temp_files(self.events_dir) and not self._markers()
-        if clean and not superseded and (live or sealed == 0):
+        """Clean what a dead writer left (see docs/format.md); only writers call this."""
+        cutoff = to_micros(self.clock()) - self.replaced_grace // timedelta(microseconds=1)
+        stale_replaced = any(at <= cutoff for _, at in catalog.replaced_parts(self.tail.conn))
+        if not (self._markers() or temp_files(self.events_dir) or stale_replaced):
             return
         with self._write() as conn:
             self._repair_locked(conn)
 
-    def _repair_locked(self, conn: sqlite3.Connection) -> None:
-        """Repair under the writer lock: drop temp files, adopt parts beyond the sealed head.
+    def _repair_locked(self, conn: sqlite3.Connection) -> list[str]:
+        """Repair under the writer lock; returns what it removed (and why).
 
-        A part published beyond the sealed head wins (its rows leave the tail); parts a
-        compaction superseded are removed; with no SQLite state at all the index is
-        rebuilt from the parts.
+        Removes temp files (no writer of this lake is mid-write while we hold the lock),
+        the files a dead writer published in its marked span but never committed, and
+        the files of parts compaction replaced more than ``replaced_grace`` ago. Never a
+        catalogued live part, never a file because of its name.
         """
-        for tmp in temp_files(self.events_dir):
-            tmp.unlink(missing_ok=True)
-        sealed = self.tail.meta("sealed_head")
-        self._undo_partial_batches(sealed)
-        every = list_parts(self.events_dir)
-        live = live_set(every)
-        remove_parts([p for p in every if p not in live])
+        from eventlog.maintenance import repair_locked
+
         self._footers.clear()
-        if not live:
-            return
-        if sealed == 0 and self.tail.meta("head") == 0:
-            self._adopt_parts(live)
-            return
-        for part in (p for p in live if p.last > sealed):
-            if part.first > sealed + 1:
-                raise IntegrityError(
-                    f"part {part.path.name} starts after a gap at position {sealed + 1}"
-                )
-            self._adopt_part(conn, part, sealed)
-            sealed = part.last
-
-    def _undo_partial_batches(self, sealed: int) -> None:
-        """Remove the parts of a bulk append whose writer died before publishing them all.
-
-        Its marker names the batch's positions; a batch beyond the sealed head was never
-        committed, and unless every one of its positions is published it must not land.
-        """
-        for marker in self._markers():
-            try:
-                text = marker.read_text().split()
-            except FileNotFoundError:
-                continue
-            if len(text) != 2 or int(text[0]) <= sealed:
-                continue
-            first, last = int(text[0]), int(text[1])
-            mine = [p for p in list_parts(self.events_dir) if first <= p.first and p.last <= last]
-            if sum(p.last - p.first + 1 for p in live_set(mine)) != last - first + 1:
-                remove_parts(mine)
-
-    def _adopt_part(self, conn: Any, part: Part, sealed: int) -> None:
-        """A published part beyond the sealed head wins: its rows leave the tail."""
-        table = read_part(part, ["position", "stream_type", "stream_id", "version", "metadata"])
-        table = table.filter(pc.greater(table.column("position"), sealed))
-        conn.execute("DELETE FROM tail WHERE position <= ?", (part.last,))
-        self._bump_streams_from(conn, table)
-        self.tail.set_meta("sealed_head", part.last)
-        self.tail.set_meta("head", max(self.tail.meta("head"), part.last))
-        rec = read_part(part, ["recorded_at"]).column("recorded_at")
-        last_rec = pc.max(rec.cast(pa.int64())).as_py()
-        self.tail.set_meta("last_recorded_at", max(self.tail.meta("last_recorded_at"), last_rec))
-
-    def _bump_streams_from(self, conn: Any, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        self._bump_heads(table)
-        first_pos: dict[str, tuple[str, int, int]] = {}
-        for meta, pos, sid in zip(
-            table.column("metadata").to_pylist(),
-            table.column("position").to_pylist(),
-            table.column("stream_id").to_pylist(),
-            strict=True,
-        ):
-            cid = json.loads(meta).get("command_id")
-            if cid:
-                s, lo, hi = first_pos.get(cid, (sid, pos, pos))
-                first_pos[cid] = (s, min(lo, pos), max(hi, pos))
-        conn.executemany(
-            "INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)",
-            [(cid, s, lo, hi) for cid, (s, lo, hi) in first_pos.items()],
-        )
-
-    def _adopt_parts(self, live: list[Part]) -> None:
-        """Rebuild the stream index from the parts alone (the SQLite file was lost)."""
-        problems = check_tiling(live, live[-1].last)
-        if problems:
-            raise IntegrityError("; ".join(problems))
-        for part in live:
-            self._adopt_part(self.tail.conn, part, self.tail.meta("sealed_head"))
+        return repair_locked(self, conn)
 
     # ------------------------------------------------------------------ heads
     def head(self) -> int:
@@ -505,8 +519,20 @@ class EventLog:
 
     def stream_version(self, stream_id: str) -> int:
         """The current version of a stream (0 when it does not exist)."""
-        self._ensure_heads()
-        return self.tail.stream_versions([stream_id]).get(stream_id, 0)
+        if not self.read_only:
+            self._ensure_heads()
+        return self._version_with_lag(
+            stream_id, self.tail.stream_versions([stream_id]).get(stream_id, 0)
+        )
+
+    def _version_with_lag(self, stream_id: str, stored: int) -> int:
+        """A stored head raised to what bulk appends added since (readers do not write it)."""
+        meta = self.tail.metas()
+        if meta["heads_head"] >= meta["head"]:
+            return stored
+        stale = self._stale_heads(meta["heads_head"], meta["head"])
+        mine = stale.filter(pc.equal(stale.column("stream_id"), stream_id))
+        return int(max([stored, *mine.column("version").to_pylist()]))
 
     def stream_state(self, stream_id: str) -> tuple[int, dict[str, Any] | None, int]:
         """(version, stored write-model state or None, version that state reflects)."""
@@ -516,6 +542,11 @@ class EventLog:
     def stream_state_text(self, stream_id: str) -> tuple[int, str | None, int]:
         """``stream_state`` with the state as its stored JSON text (not decoded)."""
         head, heads_head, row = self.tail.stream_row_and_heads(stream_id)
+        if heads_head < head and self.read_only:
+            version = self._version_with_lag(stream_id, row[0] if row else 0)
+            if version == 0:
+                return 0, None, 0
+            return (version, row[1], row[2]) if row else (version, None, 0)
         if heads_head < head:  # bulk appends left the heads behind: fold them in first
             self._ensure_heads()
             row = self.tail.stream_row(stream_id)
@@ -652,7 +683,7 @@ class EventLog:
             updates = {"head": position, "heads_head": position, "last_recorded_at": recorded}
             if total >= self.bulk_threshold:
                 self._seal_locked(conn)
-                self._write_bulk(new_rows)
+                self._write_bulk(conn, new_rows)
             else:
                 if len(new_rows) == 1:
                     conn.execute(INSERT_TAIL, new_rows[0])
@@ -830,7 +861,7 @@ class EventLog:
                 raise
             self._published = True
             for part in staged:
-                publish_part(part)
+                catalog.add_part(conn, publish_part(part))
             self.tail.set_metas(
                 {"sealed_head": head + n, "head": head + n, "last_recorded_at": recorded}
             )
@@ -905,6 +936,8 @@ class EventLog:
                 )
         if table.column("payload").null_count:
             raise InvalidInputError("payload has null values; a JSON object per event expected")
+        if "metadata" in table.column_names:
+            check_metadata(table.column("metadata"))
         if "event_id" in table.column_names:
             for eid in table.column("event_id").to_pylist():
                 try:
@@ -934,6 +967,8 @@ class EventLog:
             if not isinstance(ev.metadata, dict):
                 raise InvalidInputError("metadata must be a JSON object")
             metadata = dict(ev.metadata)
+            if any(isinstance(v, dict | list) for v in metadata.values()):
+                check_depth(metadata, "metadata")
             if req.command_id and "command_id" not in metadata:
                 metadata["command_id"] = req.command_id
             if ev.event_id is not None:
@@ -1003,10 +1038,10 @@ class EventLog:
         if current != wanted:
             raise ConcurrencyError(req.stream_id, expected, current)
 
-    def _write_bulk(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_bulk(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """Write a large append straight to a part, under the writer lock."""
         table = _tail_table(rows)
-        self._publish(_date_of(rows[0][8]), table)
+        catalog.add_part(conn, self._publish(_date_of(rows[0][8]), table))
         self.tail.set_meta("sealed_head", rows[-1][0])
 
     # ------------------------------------------------------------------ seal
@@ -1043,9 +1078,11 @@ class EventLog:
             by_date[_date_of(row[8])].append(row)
         for date in sorted(by_date, key=lambda d: by_date[d][0][0]):
             date_rows = by_date[date]
-            self._publish(date, _tail_table(date_rows))
+            catalog.add_part(conn, self._publish(date, _tail_table(date_rows)))
             conn.execute("DELETE FROM tail WHERE position <= ?", (date_rows[-1][0],))
             self.tail.set_meta("sealed_head", date_rows[-1][0])
+        if catalog.replaced_parts(conn):  # files compaction replaced: gone after the grace
+            self._repair_locked(conn)
 
     # ------------------------------------------------------------------ index
     def _stale_head_rows(self, start: int, head: int) -> pa.Table:
@@ -1226,7 +1263,33 @@ class EventLog:
 
     # ------------------------------------------------------------------ read
     def _live_parts(self) -> list[Part]:
-        return live_set(list_parts(self.events_dir))
+        """The live parts as the catalog lists them (never a directory listing)."""
+        return catalog.live_parts(self.tail.conn, self.events_dir)
+
+    def check_part(self, part: Part) -> Path:
+        """A live part's path once its bytes match the catalog (size and SHA-256).
+
+        Each part is hashed once per handle (again if its size or mtime changed): bulk
+        readers and the projections call this before they trust a file.
+        """
+        try:
+            st = part.path.stat()
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"part {part.name} (positions {part.first}..{part.last}) is in the catalog but "
+                "its file is missing; restore it from a backup"
+            ) from None
+        stamp = (st.st_size, st.st_mtime_ns)
+        if self._checked.get(part.name) == stamp:
+            return part.path
+        if st.st_size != part.size or file_sha256(part.path) != part.sha256:
+            raise IntegrityError(
+                f"part {part.name} (positions {part.first}..{part.last}) does not match its "
+                "catalog entry (size or SHA-256 differ): the file was damaged or replaced; "
+                "restore it from a backup"
+            )
+        self._checked[part.name] = stamp
+        return part.path
 
     def _read_locked(
         self, after: int, until: int, columns: list[str] | None = None
@@ -1255,8 +1318,11 @@ class EventLog:
                     yield table
                     if cursor >= until:
                         break
-            except FileNotFoundError:
-                continue  # compaction replaced the part: list again
+            except IntegrityError:
+                # compaction replaced (and removed) the part while we read: list again;
+                # a part that is still live is really missing or damaged
+                if any(p.name == part.name for p in self._live_parts()):
+                    raise
 
     def _read_range(
         self, part: Part, after: int, until: int, columns: list[str] | None
@@ -1264,7 +1330,7 @@ class EventLog:
         cols = list(columns) if columns else list(COLUMNS)
         if "position" not in cols:
             cols = ["position", *cols]
-        pf = pq.ParquetFile(part.path)
+        pf = _open_part(self.check_part(part))
         groups = []
         offset = part.first
         for i in range(pf.metadata.num_row_groups):
@@ -1272,12 +1338,17 @@ class EventLog:
             if offset + n - 1 > after and offset <= until:
                 groups.append(i)
             offset += n
-        table = pf.read_row_groups(groups, columns=cols).cast(
-            pa.schema([ENVELOPE_SCHEMA.field(c) for c in cols])
-        )
+        try:
+            table = pf.read_row_groups(groups, columns=cols).cast(
+                pa.schema([ENVELOPE_SCHEMA.field(c) for c in cols])
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise IntegrityError(f"part {part.name} cannot be read: {exc}") from None
         pos = table.column("position")
         mask = pc.and_(pc.greater(pos, after), pc.less_equal(pos, until))
         table = table.filter(mask)
+        if table.num_rows != min(part.last, until) - max(after, part.first - 1):
+            raise IntegrityError(f"part {part.name} does not hold the positions its catalog says")
         return table.select(columns) if columns else table
 
     def read(
@@ -1336,9 +1407,24 @@ class EventLog:
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> pa.Table:
         """One stream's events after a version, in version order, via the stream index."""
         validate_stream_id(stream_id)
-        self._ensure_index()
+        if not self.read_only:
+            self._ensure_index()
         with self.tail.snapshot():
             positions = self.tail.stream_positions(stream_id, after_version)
+            meta = self.tail.metas()
+            if meta["index_head"] < meta["head"]:  # a reader may not index: scan the rest
+                rows = pa.concat_tables(
+                    list(
+                        self._read_locked(
+                            meta["index_head"], meta["head"], ["position", "stream_id", "version"]
+                        )
+                    )
+                )
+                mine = pc.and_(
+                    pc.equal(rows.column("stream_id").cast(pa.string()), stream_id),
+                    pc.greater(rows.column("version"), after_version),
+                )
+                positions += rows.column("position").filter(mine).to_pylist()
         return self._table_at(positions)
 
     def _table_at(self, positions: list[int]) -> pa.Table:
@@ -1368,10 +1454,10 @@ class EventLog:
 
     def _take_from_parts(self, positions: list[int]) -> list[pa.Table]:
         for _ in range(3):
+            by_part: dict[Part, list[int]] = defaultdict(list)
             try:
                 live = self._live_parts()
                 out = []
-                by_part: dict[Part, list[int]] = defaultdict(list)
                 for p in positions:
                     part = next((x for x in live if x.first <= p <= x.last), None)
                     if part is None:
@@ -1383,14 +1469,18 @@ class EventLog:
                 for part, pos in by_part.items():
                     out.append(self._take_rows(part, pos))
                 return out
-            except FileNotFoundError:
+            except IntegrityError:
+                # a part compaction replaced and removed while we read: list again; a part
+                # that is still live is really missing or damaged
                 self._footers.clear()
+                if {p.name for p in by_part} <= {p.name for p in self._live_parts()}:
+                    raise
         raise IntegrityError("parts kept disappearing while reading; is compaction looping?")
 
     def _take_rows(self, part: Part, positions: list[int]) -> pa.Table:
         meta = self._footers.get(part.path)
         if meta is None:
-            meta = pq.read_metadata(part.path)
+            meta = _open_part(part.path).metadata
             if len(self._footers) > 4096:
                 self._footers.clear()
             self._footers[part.path] = meta
@@ -1404,12 +1494,18 @@ class EventLog:
             idx = p - part.first
             g = max(i for i, s in enumerate(starts) if s <= idx)
             wanted[g].append(idx - starts[g])
-        pf = pq.ParquetFile(part.path, metadata=meta)
+        pf = _open_part(part.path, meta)
         tables = []
-        for g, rows in sorted(wanted.items()):
-            rg = pf.read_row_group(g)
-            tables.append(rg.take(pa.array(rows)))
-        return pa.concat_tables(tables).cast(ENVELOPE_SCHEMA)
+        try:
+            for g, rows in sorted(wanted.items()):
+                rg = pf.read_row_group(g)
+                tables.append(rg.take(pa.array(rows)))
+            table = pa.concat_tables(tables).cast(ENVELOPE_SCHEMA)
+        except (pa.ArrowException, OSError) as exc:
+            raise IntegrityError(f"part {part.name} cannot be read: {exc}") from None
+        if table.column("position").to_pylist() != sorted(positions):
+            raise IntegrityError(f"part {part.name} does not hold the positions its catalog says")
+        return table
 
     def _events_at(self, positions: list[int]) -> list[RecordedEvent]:
         wanted = sorted(set(positions))
@@ -1459,102 +1555,10 @@ class EventLog:
 
     # ------------------------------------------------------------------ verify, info, compact
     def verify(self) -> VerifyReport:
-        """Check every invariant of the log on disk; never raises for a problem it finds."""
-        problems: list[str] = []
-        with self.tail.snapshot():
-            head, sealed = self.tail.meta("head"), self.tail.meta("sealed_head")
-            heads_head = self.tail.meta("heads_head")
-            tail_rows = self.tail.tail_rows(sealed)
-            heads = dict(
-                self.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall()
-            )
-        all_parts = list_parts(self.events_dir)
-        live = live_set(all_parts)
-        problems += check_tiling(live, sealed)
-        problems += [f"orphan temp file {t.name}" for t in temp_files(self.events_dir)]
-        tables = []
-        for part in live:
-            try:
-                table = read_part(
-                    part, ["position", "stream_id", "version", "event_id", "recorded_at"]
-                )
-            except Exception as exc:  # any read failure is the finding
-                problems.append(f"part {part.path} is unreadable: {type(exc).__name__}: {exc}")
-                continue
-            pos = table.column("position").to_pylist()
-            if pos != list(range(part.first, part.last + 1)):
-                problems.append(
-                    f"part {part.path.name} does not hold positions {part.first}..{part.last}"
-                )
-            tables.append(table)
-        tail_table = _tail_table(tail_rows).select(
-            ["position", "stream_id", "version", "event_id", "recorded_at"]
-        )
-        tail_pos = tail_table.column("position").to_pylist()
-        if tail_pos != list(range(sealed + 1, head + 1)):
-            problems.append(f"tail does not hold positions {sealed + 1}..{head} densely")
-        tables.append(tail_table)
-        everything = pa.concat_tables(tables)
-        n = everything.num_rows
-        if n and pc.count_distinct(everything.column("event_id")).as_py() != n:
-            problems.append("event ids are not unique")
-        rec = everything.column("recorded_at").cast(pa.int64()).to_numpy()
-        if n > 1 and (rec[1:] < rec[:-1]).any():
-            problems.append("recorded_at decreases with position")
-        by_stream = everything.group_by("stream_id").aggregate(
-            [("version", "max"), ("version", "count"), ("version", "count_distinct")]
-        )
-        for sid, vmax, cnt, distinct in zip(
-            by_stream.column("stream_id").to_pylist(),
-            by_stream.column("version_max").to_pylist(),
-            by_stream.column("version_count").to_pylist(),
-            by_stream.column("version_count_distinct").to_pylist(),
-            strict=True,
-        ):
-            if not (vmax == cnt == distinct):
-                problems.append(
-                    f"stream {sid!r}: versions are not dense from 1 ({cnt} events, max {vmax})"
-                )
-        problems += self._check_heads(everything, by_stream, heads, heads_head, head)
-        if not any("unreadable" in p for p in problems):
-            extra = set(heads) - set(by_stream.column("stream_id").to_pylist())
-            if extra:
-                problems.append(f"{len(extra)} stream heads name streams with no events")
-        return VerifyReport(not problems, head, sealed, n, len(live), problems)
+        """Check the log's content on disk (see ``eventlog.verify``); never writes."""
+        from eventlog.verify import verify_log
 
-    @staticmethod
-    def _check_heads(
-        everything: pa.Table,
-        by_stream: pa.Table,
-        heads: dict[str, int],
-        heads_head: int,
-        head: int,
-    ) -> list[str]:
-        """Stream heads must equal the events' maxima (or lie between the maxima up to
-        ``heads_head`` and the log's, while bulk appends have left them behind)."""
-        problems = []
-        upto = everything.filter(pc.less_equal(everything.column("position"), heads_head))
-        low_t = upto.group_by("stream_id").aggregate([("version", "max")])
-        low = dict(
-            zip(
-                low_t.column("stream_id").to_pylist(),
-                low_t.column("version_max").to_pylist(),
-                strict=True,
-            )
-        )
-        for sid, vmax in zip(
-            by_stream.column("stream_id").to_pylist(),
-            by_stream.column("version_max").to_pylist(),
-            strict=True,
-        ):
-            have = heads.get(sid, 0)
-            if heads_head >= head and have != vmax:
-                problems.append(f"stream {sid!r}: head says {have}, events say {vmax}")
-            elif heads_head < head and not (low.get(sid, 0) <= have <= vmax):
-                problems.append(
-                    f"stream {sid!r}: head says {have}, events say {low.get(sid, 0)}..{vmax}"
-                )
-        return problems
+        return verify_log(self)
 
     def info(self) -> LakeInfo:
         """Heads, parts, partitions and bytes of the lake."""
@@ -1573,23 +1577,38 @@ class EventLog:
             tail_events=count,
             parts=len(live),
             partitions=sorted({p.date for p in live}),
-            part_bytes=sum(p.path.stat().st_size for p in live),
+            part_bytes=sum(p.size for p in live),
             tail_bytes=tail_bytes,
             streams=int(streams),
         )
 
-    def live_parts(self) -> list[Path]:
-        """Paths of the live parts, in position order (for readers like DuckDB)."""
-        return [p.path for p in self._live_parts()]
+    def live_parts(self, *, check: bool = False) -> list[Path]:
+        """Paths of the live parts, in position order (for readers like DuckDB).
+
+        ``check`` first compares each file's bytes with the catalog (``check_part``).
+        """
+        parts = self._live_parts()
+        return [self.check_part(p) if check else p.path for p in parts]
+
+    def parts(self) -> list[Part]:
+        """The live parts with their ranges, sizes and hashes, as the catalog lists them."""
+        return self._live_parts()
+
+    def replaced(self) -> list[tuple[str, int]]:
+        """(name, replaced_at µs) of the parts compaction replaced whose files may remain."""
+        return catalog.replaced_parts(self.tail.conn)
 
     def compact(self) -> list[Path]:
         """Merge each date partition's live parts into one covering part; returns new parts.
 
-        Runs under the writer lock (appends wait for it); readers that raced a removal
-        re-list. Compaction never changes an event.
+        Runs under the writer lock (appends wait for it). The merged part and the
+        replacement of the old ones commit in one catalog transaction; the old files are
+        removed once ``replaced_grace`` has passed, so readers mid-scan keep working.
+        Each source part's bytes are checked first: compaction never blesses damage, and
+        never changes an event.
         """
         made: list[Path] = []
-        with self._write():
+        with self._write() as conn:
             live = self._live_parts()
             by_date: dict[str, list[Part]] = defaultdict(list)
             for part in live:
@@ -1599,13 +1618,15 @@ class EventLog:
                 for run in runs:
                     if len(run) < 2:
                         continue
+                    for part in run:
+                        self.check_part(part)
                     table = pa.concat_tables([read_part(p) for p in run])
                     merged = self._publish(date, table)
-                    remove_parts(run)
+                    catalog.replace_parts(conn, run, merged, to_micros(self.clock()))
                     made.append(merged.path)
         self._footers.clear()
-        superseded = [p for p in list_parts(self.events_dir) if p not in self._live_parts()]
-        remove_parts(superseded)
+        if made and self.replaced_grace <= timedelta(0):
+            self._repair()
         return made
 
 

@@ -1,12 +1,14 @@
-"""Part files: naming, atomic publication and the live set.
+"""Part files: naming, atomic publication with a content hash, and reading.
 
 A part is an immutable Parquet file of consecutive events named by its position range,
 ``<first:020d>-<last:020d>.parquet``, under ``events/date=YYYY-MM-DD/`` (the recorded UTC
-date). The live set is every part not contained in another part's range.
+date). A file's name is only a label: which parts are live, and what each one must hold
+(range, rows, bytes, SHA-256), is what the catalog in the tail says (``eventlog.catalog``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -23,31 +25,40 @@ PART_NAME = re.compile(r"^(\d{20})-(\d{20})\.parquet$")
 DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 ROW_GROUP_SIZE = 4_096  # small groups keep read_stream (row-group granular) fast
 # How every part is written (the benchmark's raw-pyarrow limit writes with the same).
+# Page checksums (CRC32) let point reads notice a damaged page without hashing the file.
 WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "row_group_size": ROW_GROUP_SIZE,
     "write_statistics": True,
     "use_dictionary": ["stream_type", "event_type", "stream_id"],
+    "write_page_checksum": True,
 }
+HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Part:
-    """One published part file and the position range its name claims."""
+    """One part file: the position range it holds, where it is, and what its bytes hash to.
+
+    ``size`` and ``sha256`` are empty for a file seen in a listing (not yet checked).
+    """
 
     first: int
     last: int
     date: str
     path: Path
+    size: int = 0
+    sha256: str = ""
 
     @property
     def count(self) -> int:
-        """How many events the name claims."""
+        """How many events the part holds."""
         return self.last - self.first + 1
 
-    def contains(self, other: Part) -> bool:
-        """True when this part's range covers the other's (and they differ)."""
-        return self != other and self.first <= other.first and other.last <= self.last
+    @property
+    def name(self) -> str:
+        """The catalog's name of the part: its path under ``events/``."""
+        return f"{self.path.parent.name}/{self.path.name}"
 
 
 def part_name(first: int, last: int) -> str:
@@ -56,9 +67,13 @@ def part_name(first: int, last: int) -> str:
 
 
 def list_parts(events_dir: Path) -> list[Part]:
-    """Every published part under events/, sorted by range (temp files ignored)."""
+    """Every file under events/ named like a part, sorted by its name's range.
+
+    Only for repair and ``verify`` (to find files the catalog does not know): readers
+    take the live set from the catalog, never from a listing.
+    """
     parts: list[Part] = []
-    if not events_dir.exists():
+    if not events_dir.is_dir():
         return parts
     for date_dir in events_dir.iterdir():
         m = DATE_DIR.match(date_dir.name)
@@ -73,31 +88,20 @@ def list_parts(events_dir: Path) -> list[Part]:
 
 def temp_files(events_dir: Path) -> list[Path]:
     """Leftover ``*.tmp`` files of an interrupted write."""
-    if not events_dir.exists():
+    if not events_dir.is_dir():
         return []
     return sorted(events_dir.glob("date=*/*.tmp"))
 
 
-def live_set(parts: list[Part]) -> list[Part]:
-    """The parts not covered by another part, sorted by first position."""
-    ordered = sorted(parts, key=lambda p: (p.first, -p.last))
-    live: list[Part] = []
-    for part in ordered:
-        if live and live[-1].first <= part.first and part.last <= live[-1].last:
-            continue
-        live.append(part)
-    return live
-
-
 def check_tiling(live: list[Part], sealed_head: int) -> list[str]:
-    """Problems with the live set as a tiling of [1, sealed_head]; empty when fine."""
+    """Problems with a live set as a tiling of [1, sealed_head]; empty when fine."""
     problems: list[str] = []
     expected = 1
-    for part in live:
+    for part in sorted(live):
         if part.first > expected:
             problems.append(f"gap: positions {expected}..{part.first - 1} are in no part")
         elif part.first < expected:
-            problems.append(f"overlap: {part.path.name} starts at {part.first}, before {expected}")
+            problems.append(f"overlap: {part.name} starts at {part.first}, before {expected}")
         expected = max(expected, part.last + 1)
     if expected - 1 != sealed_head:
         problems.append(f"parts end at position {expected - 1}, sealed head is {sealed_head}")
@@ -105,11 +109,51 @@ def check_tiling(live: list[Part], sealed_head: int) -> list[str]:
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new or removed file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingFile:
+    """A write-only file that hashes what passes through it (Parquet writes sequentially)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return int(self.fh.write(data))
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.closed = True  # the caller closes the real file after fsync
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +167,8 @@ class StagedPart:
 def stage_part(events_dir: Path, date: str, table: pa.Table) -> StagedPart:
     """Write a table of consecutive events to a temp file and fsync it (invisible to readers).
 
-    The table must be in position order and dense. A crash leaves only the temp file,
-    which the next writer's repair deletes.
+    The table must be in position order and dense. The file is hashed as it is written.
+    A crash leaves only the temp file, which the next writer's repair deletes.
     """
     positions = table.column("position")
     first, last = positions[0].as_py(), positions[-1].as_py()
@@ -136,20 +180,29 @@ def stage_part(events_dir: Path, date: str, table: pa.Table) -> StagedPart:
     tmp = directory / (final.name + f".{os.getpid()}.tmp")
     table = table.cast(ENVELOPE_SCHEMA)
     with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, **WRITE_OPTIONS)
+        sink = _HashingFile(fh)
+        pq.write_table(table, sink, **WRITE_OPTIONS)
         fh.flush()
         os.fsync(fh.fileno())
-    return StagedPart(tmp, Part(first, last, date, final))
+    part = Part(first, last, date, final, sink.size, sink.digest.hexdigest())
+    return StagedPart(tmp, part)
 
 
 def publish_part(staged: StagedPart) -> Part:
-    """Publish a staged part with an exclusive ``os.link`` (never replaces), fsync the dirs."""
+    """Publish a staged part with an exclusive ``os.link`` (never replaces), fsync the dirs.
+
+    A published file is not yet part of the log: it becomes so when its catalog row
+    commits (see ``eventlog.catalog``).
+    """
     final = staged.part.path
     try:
         os.link(staged.tmp, final)
     except FileExistsError:
         staged.tmp.unlink()
-        raise IntegrityError(f"part {final} already exists; refusing to replace it") from None
+        raise IntegrityError(
+            f"a file {final} already exists (not in the catalog: a stray or a dead writer's "
+            "leftover); run 'ledgerlake repair' to remove it"
+        ) from None
     staged.tmp.unlink()
     fsync_dir(final.parent)
     fsync_dir(final.parent.parent)
@@ -157,20 +210,24 @@ def publish_part(staged: StagedPart) -> Part:
 
 
 def write_part(events_dir: Path, date: str, table: pa.Table) -> Part:
-    """Write a table of consecutive events as a part: temp file, fsync, exclusive publish."""
+    """Write a table of consecutive events as a part file: temp file, fsync, exclusive publish."""
     return publish_part(stage_part(events_dir, date, table))
 
 
-def remove_parts(parts: list[Part]) -> None:
-    """Delete parts that a covering part has replaced, then fsync their directories."""
+def remove_files(paths: list[Path]) -> None:
+    """Delete files (missing ones are fine), then fsync their directories."""
     dirs = set()
-    for part in parts:
-        part.path.unlink(missing_ok=True)
-        dirs.add(part.path.parent)
+    for path in paths:
+        path.unlink(missing_ok=True)
+        dirs.add(path.parent)
     for d in dirs:
-        fsync_dir(d)
+        if d.is_dir():
+            fsync_dir(d)
 
 
 def read_part(part: Part, columns: list[str] | None = None) -> pa.Table:
-    """Read a part with the envelope schema."""
-    return pq.read_table(part.path, columns=columns, schema=ENVELOPE_SCHEMA)
+    """Read a part with the envelope schema (page checksums verified)."""
+    pf = pq.ParquetFile(part.path, page_checksum_verification=True)
+    return pf.read(columns=columns).cast(
+        pa.schema([ENVELOPE_SCHEMA.field(c) for c in (columns or ENVELOPE_SCHEMA.names)])
+    )

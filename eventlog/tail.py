@@ -7,13 +7,20 @@ and event ids. Everything but the tail rows can be rebuilt from the parts.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from eventlog import catalog
+from eventlog.errors import IntegrityError, LedgerLakeError, StorageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -124,19 +131,69 @@ def _counter(key: str) -> str:
     return key
 
 
-class Tail:
-    """One connection to ``tail.sqlite``; not shared between threads or processes."""
+def tail_error(path: Path, exc: BaseException) -> LedgerLakeError:
+    """What a SQLite failure on the tail means, as one of our errors with its exit code."""
+    text = str(exc)
+    if isinstance(exc, OSError) or "disk is full" in text or "readonly" in text:
+        return StorageError(f"cannot write {path}: {text}; nothing was committed")
+    if "unable to open" in text:
+        return StorageError(f"cannot open {path}: {text}")
+    if "locked" in text or "busy" in text:
+        return StorageError(f"{path} stayed locked by another writer: {text}")
+    return IntegrityError(
+        f"{path} is damaged ({text}); it holds the newest events: restore it from a backup, "
+        "or, if it was lost after a seal, move it away and run 'ledgerlake repair' to "
+        "rebuild it from the parts"
+    )
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
-        self.path = path
-        self.conn = sqlite3.connect(
+
+def _connect(path: Path, read_only: bool, busy_timeout_s: float) -> sqlite3.Connection:
+    if not read_only:
+        return sqlite3.connect(
             path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
         )
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    if not os.access(path.parent, os.W_OK):
+        # A read-only filesystem: SQLite cannot make the WAL's shared-memory file, so the
+        # file is opened as immutable (nobody can be writing it there either).
+        uri += "&immutable=1"
+    return sqlite3.connect(
+        uri, uri=True, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
+    )
+
+
+class Tail:
+    """One connection to ``tail.sqlite``; not shared between threads or processes.
+
+    ``read_only`` opens it for reading alone (``mode=ro``): no schema is created, no
+    migration runs, and every write fails.
+    """
+
+    def __init__(
+        self, path: Path, *, busy_timeout_s: float = 60.0, read_only: bool = False
+    ) -> None:
+        self.path = path
+        self.read_only = read_only
+        try:
+            self.conn = _connect(path, read_only, busy_timeout_s)
+            try:
+                self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+                self.has_catalog = catalog.has_catalog(self.conn)
+                if read_only:
+                    self.conn.execute(SELECT_METAS).fetchone()
+                else:
+                    self._set_up()
+            except BaseException:
+                self.conn.close()
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise tail_error(path, exc) from None
+
+    def _set_up(self) -> None:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         with self.write():
-            for statement in SCHEMA.split(";"):
+            for statement in (SCHEMA + catalog.SCHEMA).split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
             old = self.conn.execute(
@@ -153,14 +210,35 @@ class Tail:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: ``BEGIN IMMEDIATE`` serializes writers across processes."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A write transaction: ``BEGIN IMMEDIATE`` serializes writers across processes.
+
+        SQLite failures (a full disk, a read-only file, a damaged file) leave as our
+        errors: nothing of the transaction was committed.
+        """
+        if self.read_only:
+            raise StorageError(f"{self.path} is open read-only; this command does not write")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise tail_error(self.path, exc) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                # SQLite may already have rolled back (a full disk does that)
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise tail_error(self.path, exc) from None
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+                raise StorageError(f"cannot write the lake: {exc}; nothing was committed") from None
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise tail_error(self.path, exc) from None
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

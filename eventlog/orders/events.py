@@ -6,11 +6,16 @@ The class name is the stored event type, so renaming a class is a migration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Annotated, Union
 
-from eventlog.codec import EventRegistry
+from eventlog.codec import Bounds, EventRegistry
 
 STREAM_TYPE = "order"
+
+# What every projection can hold: a line (quantity x unit price) stays below 10^16 and
+# thousands of them still sum inside a 64-bit column. Raw appends are held to these too.
+Quantity = Annotated[int, Bounds(0, 100_000)]
+Cents = Annotated[int, Bounds(0, 100_000_000_000)]  # up to 1 billion in major units
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +35,8 @@ class ItemAdded:
 
     sku: str
     product_name: str
-    quantity: int
-    unit_price_cents: int
+    quantity: Quantity
+    unit_price_cents: Cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class ItemRemoved:
     """Units of a product were taken out of the cart."""
 
     sku: str
-    quantity: int
+    quantity: Quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class DiscountApplied:
     """A discount code took an amount off the order."""
 
     code: str
-    amount_cents: int
+    amount_cents: Cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class PaymentAuthorized:
     """A payment provider reserved an amount for the order."""
 
     payment_id: str
-    amount_cents: int
+    amount_cents: Cents
     method: str
 
 
@@ -75,7 +80,7 @@ class PaymentCaptured:
     """Money reserved by an authorization was taken."""
 
     payment_id: str
-    amount_cents: int
+    amount_cents: Cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +115,7 @@ class OrderCancelled:
 class RefundIssued:
     """Captured money was paid back to the customer."""
 
-    amount_cents: int
+    amount_cents: Cents
     reason: str
 
 

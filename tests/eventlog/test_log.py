@@ -18,6 +18,7 @@ from eventlog.envelope import NewEvent
 from eventlog.errors import (
     ConcurrencyError,
     DuplicateEventError,
+    IntegrityError,
     InvalidInputError,
     PayloadSchemaError,
     UnknownEventTypeError,
@@ -361,7 +362,7 @@ def test_verify_detects_a_corrupt_part(open_log: OpenLog) -> None:
     part.write_bytes(data[: len(data) // 2] + b"\0" * (len(data) - len(data) // 2))
     report = log.verify()
     assert not report.ok
-    assert any("unreadable" in p and part.name in p for p in report.problems)
+    assert any("SHA-256 differs" in p and part.name in p for p in report.problems)
 
 
 def test_verify_detects_a_gap(open_log: OpenLog) -> None:
@@ -369,10 +370,14 @@ def test_verify_detects_a_gap(open_log: OpenLog) -> None:
     for i in range(3):
         log.append(f"o-{i}", [created()])
         log.seal()
-    log.live_parts()[1].unlink()
+    missing = log.parts()[1]
+    missing.path.unlink()
     report = log.verify()
     assert not report.ok
-    assert any("gap" in p for p in report.problems)
+    assert any(missing.name in p and "file is missing" in p for p in report.problems)
+    # the catalog still tiles: a row removed from it is the gap verify names
+    log.tail.conn.execute("DELETE FROM parts WHERE name = ?", (missing.name,))
+    assert any("gap: positions 2..2" in p for p in log.verify().problems)
 
 
 def test_verify_detects_an_orphan_temp_file(open_log: OpenLog) -> None:
@@ -385,18 +390,28 @@ def test_verify_detects_an_orphan_temp_file(open_log: OpenLog) -> None:
 
 # ------------------------------------------------------------------ compaction
 def test_compact_merges_a_dates_parts_without_changing_events(open_log: OpenLog) -> None:
-    log = open_log(seal_max_events=3)
+    clock = ManualClock()
+    log = open_log(seal_max_events=3, clock=clock)
     for i in range(10):
         log.append(f"o-{i % 4}", [created() if i < 4 else note(f"n{i}")])
     log.seal()
     before = log.read_all()
-    assert len(log.live_parts()) == 4
+    old = log.live_parts()
+    assert len(old) == 4
     made = log.compact()
     assert [p.name for p in made] == [part_name(1, 10)]
     assert [p.name for p in log.live_parts()] == [part_name(1, 10)]
-    assert len(list_parts(log.events_dir)) == 1
+    # the replaced files stay for the grace period (a reader mid-scan keeps them) ...
+    assert len(list_parts(log.events_dir)) == 5 and all(p.exists() for p in old)
     assert log.read_all().to_pylist() == before.to_pylist()
-    assert log.verify().ok
+    report = log.verify()
+    assert report.ok and report.warnings == [], (report.problems, report.warnings)
+    # ... and go with the first write after it
+    clock.advance(minutes=11)
+    log.append("o-9", [created()])
+    log.seal()
+    assert [p.path for p in list_parts(log.events_dir)] == log.live_parts()
+    assert log.replaced() == [] and log.verify().ok
 
 
 def test_reader_racing_compaction_sees_every_event_once(open_log: OpenLog) -> None:
@@ -420,9 +435,21 @@ def test_deleting_tail_after_seal_loses_nothing(open_log: OpenLog, lake: Path) -
     log.append_batch(bulk_table(20, 3))
     log.seal()
     before = log.read_all()
+    names = [p.name for p in log.parts()]
     log.tail.close()
     for f in lake.glob("tail.sqlite*"):
         f.unlink()
+    # a missing tail next to parts is reported, never taken for a fresh lake ...
+    with pytest.raises(IntegrityError, match=r"tail\.sqlite is missing"):
+        open_log()
+    assert not (lake / "tail.sqlite").exists()
+    # ... and an explicit repair rebuilds it from the parts' content
+    from eventlog.maintenance import open_for_repair, repair_lake
+
+    fixer = open_for_repair(lake)
+    report = repair_lake(fixer)
+    fixer.tail.close()
+    assert report.adopted == names
     rebuilt = open_log()
     assert rebuilt.read_all().to_pylist() == before.to_pylist()
     assert (rebuilt.head(), rebuilt.sealed_head()) == (23, 23)
@@ -434,37 +461,47 @@ def test_deleting_tail_after_seal_loses_nothing(open_log: OpenLog, lake: Path) -
     assert rebuilt.verify().ok
 
 
-def test_open_adopts_a_part_published_beyond_the_sealed_head(open_log: OpenLog, lake: Path) -> None:
+def test_a_part_published_but_never_committed_is_never_read(open_log: OpenLog, lake: Path) -> None:
     from eventlog.parts import write_part
 
     log = open_log()
     log.append("o-1", [created(), item()])
-    # a crash after publishing the part but before the SQLite commit
-    write_part(log.events_dir, "2026-11-26", log.read_all())
+    # a crash after publishing the part but before the SQLite commit: not in the catalog
+    stray = write_part(log.events_dir, "2026-11-26", log.read_all())
     (log.events_dir / "date=2026-11-26" / "x.parquet.1.tmp").write_bytes(b"partial")
     log.tail.close()
-    reopened = open_log()
-    assert (reopened.sealed_head(), reopened.head()) == (2, 2)
-    assert reopened.info().tail_events == 0
-    assert positions(reopened) == [1, 2]
-    assert reopened.verify().ok
+    reader = open_log(read_only=True)
+    assert (reader.sealed_head(), reader.head(), reader.info().tail_events) == (0, 2, 2)
+    assert positions(reader) == [1, 2]
+    report = reader.verify()
+    assert not report.ok  # no marker: nobody is publishing, so these are strays
+    assert any(stray.name in p and "stray" in p for p in report.problems)
+    assert any("orphan temp file" in p for p in report.problems)
+    assert stray.path.exists()  # a reader removes nothing
 
 
-def test_live_writer_repairs_a_dead_writers_part_before_appending(open_log: OpenLog) -> None:
+def test_live_writer_removes_a_dead_writers_uncommitted_parts_before_appending(
+    open_log: OpenLog,
+) -> None:
     from eventlog.parts import write_part
 
     log = open_log()
     log.append("o-1", [created()])
     dead = open_log()
-    # the dead writer sealed position 1, published a bulk part 2..6, died before committing
+    # the dead writer sealed position 1 and published a bulk part 2..6, then died before
+    # committing either: its marker names the span; the events of 2..6 were never acked
     dead.inflight_dir.mkdir(parents=True, exist_ok=True)
-    (dead.inflight_dir / "999-dead").touch()
-    write_part(log.events_dir, "2026-11-26", log.read_all())  # it sealed the tail first
-    write_part(log.events_dir, "2026-11-26", envelope_rows(start=2, n=5))
+    (dead.inflight_dir / "999-dead").write_text("1 6\n")
+    leftovers = [
+        write_part(log.events_dir, "2026-11-26", log.read_all()),
+        write_part(log.events_dir, "2026-11-26", envelope_rows(start=2, n=5)),
+    ]
     res = log.append("o-2", [created()])
-    assert res.first_position == 7
-    assert positions(log) == list(range(1, 8))
+    assert res.first_position == 2
+    assert positions(log) == [1, 2]
+    assert not any(p.path.exists() for p in leftovers)
     assert not any(log.inflight_dir.iterdir())
+    log.seal()
     assert log.verify().ok
 
 

@@ -76,10 +76,15 @@ def test_order_registry_builds_a_fresh_registry_or_extends_one() -> None:
 
 def _payload_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
+    bounds = REGISTRY.spec(cls.__name__).bounds
     return st.builds(
         cls,
         **{
-            f.name: st.integers(-(2**62), 2**62) if hints[f.name] is int else st.text()
+            f.name: (
+                st.integers(bounds[f.name].lo, bounds[f.name].hi)
+                if hints[f.name] is int
+                else st.text()
+            )
             for f in dataclasses.fields(cls)
         },
     )
@@ -154,3 +159,22 @@ def test_validate_rejects_unknown_types_and_versions() -> None:
             1,
             '{"sku": "S", "product_name": "p", "quantity": "2", "unit_price_cents": 1}',
         )
+
+
+@pytest.mark.parametrize(("cls", "name"), INT_FIELDS, ids=lambda x: getattr(x, "__name__", x))
+def test_every_integer_field_takes_its_edges_and_refuses_one_past_them(
+    cls: type[Any], name: str
+) -> None:
+    bounds = REGISTRY.spec(cls.__name__).bounds[name]
+    assert bounds.lo >= -(2**63) and bounds.hi <= 2**63 - 1  # a 64-bit column holds them
+    good = {
+        f.name: (1 if typing.get_type_hints(cls)[f.name] is int else "x")
+        for f in dataclasses.fields(cls)
+    }
+    for edge in (bounds.lo, bounds.hi):
+        assert REGISTRY.validate(cls.__name__, good | {name: edge})[name] == edge
+    for past in (bounds.lo - 1, bounds.hi + 1, 2**63, -(2**63) - 1):
+        if bounds.lo <= past <= bounds.hi:
+            continue
+        with pytest.raises(PayloadSchemaError, match=rf"{cls.__name__}\.{name} is {past}, outside"):
+            REGISTRY.validate(cls.__name__, good | {name: past})
