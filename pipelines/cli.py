@@ -1,7 +1,8 @@
 """The ``ledgerlake`` command line: one Typer app, commands grouped by area in cli_*.py.
 
 Exit codes (DESIGN.md): 0 done, 1 integrity problem, 2 bad input or usage (message on
-stderr, nothing written), 3 concurrency conflict, 4 business rule rejected.
+stderr, nothing written), 3 concurrency conflict, 4 business rule rejected, 5 storage
+refused (disk full, read-only filesystem).
 """
 
 from __future__ import annotations

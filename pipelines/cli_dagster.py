@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         if embedder not in EMBEDDER_KINDS:
             fail(f"--embedder must be one of {', '.join(EMBEDDER_KINDS)}, got {embedder!r}")
         lake = lake_of(ctx).resolve()
-        run_guarded(lambda: EventLog.open(lake, seal_on_close=False).close())
+        run_guarded(lambda: EventLog.open_read_only(lake).close())
         home = dagster_home(lake)
         typer.echo(f"Dagster UI for lake {lake} on http://127.0.0.1:{port} (Ctrl-C stops it)")
         sys.stdout.flush()

@@ -1,7 +1,8 @@
-"""The log commands of ``ledgerlake``: generate, append, handle, read, seal, verify, compact, info.
+"""The log commands of ``ledgerlake``: generate, append, handle, read, seal, verify, compact,
+info, repair.
 
-Exit codes (DESIGN.md): 0 done, 1 integrity problem, 2 bad input (nothing written),
-3 concurrency conflict, 4 business rule rejected. See docs/cli.md.
+Exit codes: 0 done, 1 integrity problem, 2 bad input (nothing written), 3 concurrency
+conflict, 4 business rule rejected, 5 storage refused. See docs/cli.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,11 +49,8 @@ REQUIRED_KEYS = ("stream_id", "type", "data")
 
 
 def open_existing(lake: Path) -> EventLog:
-    """Open a lake that must exist, for commands that only read or maintain it.
-
-    The log is opened without sealing on close, so reading never writes.
-    """
-    return EventLog.open(lake, create=False, seal_on_close=False)
+    """Open a lake that must exist, read-only: commands that only read change no file."""
+    return EventLog.open_read_only(lake)
 
 
 def open_for_writing(lake: Path, *, create: bool = True) -> EventLog:
@@ -461,7 +459,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def seal(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         """Move every event from the SQLite tail into Parquet parts."""
-        with exit_codes(), open_existing(lake_of(ctx)) as log:
+        with exit_codes(), open_for_writing(lake_of(ctx), create=False) as log:
             sealed = log.seal()
             head = log.head()
         if json_out:
@@ -471,7 +469,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-        """Check every invariant of the log; exit 1 when a problem is found."""
+        """Check the log's content (hashes, every column, tiling, strays); exit 1 on a problem.
+
+        Reads only: it reports what it finds and changes nothing (see ``repair``).
+        """
         with exit_codes(), open_existing(lake_of(ctx)) as log:
             report = log.verify()
         if json_out:
@@ -482,13 +483,55 @@ def register(app: typer.Typer) -> None:
             _say(f"NOT OK: {len(report.problems)} problems (head {report.head})")
             for problem in report.problems:
                 _say(f"  - {problem}")
+        if not json_out:
+            for warning in report.warnings:
+                typer.echo(f"warning: {warning}", err=True)
         if not report.ok:
             raise typer.Exit(1)
 
     @app.command()
+    def repair(
+        ctx: typer.Context,
+        stray_grace: Annotated[
+            float,
+            typer.Option(
+                help="Remove stray files (not in the catalog) only when older than N seconds."
+            ),
+        ] = 3600.0,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Repair a lake: adopt its parts into the catalog, rebuild a lost tail, clean leftovers.
+
+        Removes only what the catalog proves dead (files of replaced parts, files a dead
+        writer never committed) and stray files past the grace period; adopts parts only
+        after checking their content.
+        """
+        from eventlog.maintenance import open_for_repair, repair_lake
+
+        with exit_codes():
+            if stray_grace < 0:
+                raise InvalidInputError(f"--stray-grace must be >= 0 seconds, got {stray_grace}")
+            log = open_for_repair(lake_of(ctx))
+            try:
+                report = repair_lake(log, stray_grace=timedelta(seconds=stray_grace))
+            finally:
+                log.close()
+        if json_out:
+            print_json(report.to_json())
+            return
+        for name in report.adopted:
+            _say(f"adopted {name}")
+        for line in report.removed:
+            _say(f"removed {line}")
+        for line in report.kept:
+            _say(f"kept {line}")
+        if not (report.adopted or report.removed or report.kept):
+            _say("nothing to repair")
+
+    @app.command()
     def compact(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         """Merge each date partition's parts into one part (never changes an event)."""
-        with exit_codes(), open_existing(lake_of(ctx)) as log:
+        with exit_codes(), open_for_writing(lake_of(ctx), create=False) as log:
             made = log.compact()
             parts = len(log.live_parts())
         if json_out:

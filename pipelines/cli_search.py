@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             from eventlog.log import EventLog
 
-            EventLog.open(lake, create=False, seal_on_close=False).close()
+            EventLog.open_read_only(lake).close()
             emb = _embedder(model)
             assert isinstance(emb, Embedder)
             run = rebuild_vectors if rebuild else catch_up_vectors

@@ -1,12 +1,15 @@
 """The warehouse commands of ``ledgerlake``: project, state, sql, lag (see docs/projections.md).
 
 ``state`` and ``sql`` open the warehouse read-only; ``sql`` also refuses any statement
-that is not a query, so it can never write.
+that is not a query (an EXPLAIN's inner statement included), and runs in a sandbox:
+DuckDB's external access is switched off and the setting locked, so no statement can
+read or write a file outside the warehouse.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -32,8 +35,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
+
+
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    """Refuse anything but queries (SELECT, WITH, FROM-first, EXPLAIN): exit 2."""
+    """Refuse anything but queries (SELECT, WITH, FROM-first, EXPLAIN of a query): exit 2."""
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
@@ -47,6 +53,17 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                 f"'sql' is read-only: a {kind} statement is refused; "
                 "only queries (SELECT, WITH, FROM, EXPLAIN) are allowed"
             )
+        if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs what it explains: check that too
+            inner = EXPLAIN_PREFIX.sub("", statement.query, count=1)
+            if inner == statement.query:
+                raise InvalidInputError(f"cannot read the EXPLAIN statement {inner[:60]!r}")
+            check_read_only(con, inner)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    """No file outside the warehouse can be read or written through this connection."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +90,7 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             names = list(only) if only else None
             runner.select(names)
-            with EventLog.open(lake_of(ctx), create=False, seal_on_close=False) as log:
+            with EventLog.open_read_only(lake_of(ctx)) as log:
                 run = runner.rebuild if rebuild else runner.catch_up
                 reports = run(log, None, names, batch_size=batch_size)
         if json_out:
@@ -147,6 +164,7 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             con = connect(lake_of(ctx), read_only=True)
             try:
+                sandbox(con)
                 check_read_only(con, query)
                 try:
                     cur = con.execute(query)
@@ -172,7 +190,7 @@ def register(app: typer.Typer) -> None:
         """How far each projection is behind the log, in events and seconds; stale ones."""
         from projections import runner
 
-        with exit_codes(), EventLog.open(lake_of(ctx), create=False, seal_on_close=False) as log:
+        with exit_codes(), EventLog.open_read_only(lake_of(ctx)) as log:
             lags = runner.lag(log)
         if json_out:
             print_json([x.to_json() for x in lags])

@@ -175,7 +175,7 @@ def run_demo(
     console.print(f"[bold]LedgerLake demo[/bold] in {lake} ({orders} orders over {days} days)")
     if prepare_lake(lake, params):
         generate_history(lake, params, console)
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with EventLog.open_read_only(lake) as log:
         events = log.head()
     seconds["generate"] = time.perf_counter() - began
     console.print(f"event log: {events} events ({seconds['generate']:.1f}s)")

@@ -36,7 +36,16 @@ class LakeResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
 
     @contextmanager
     def open_log(self) -> Iterator[EventLog]:
-        """Open the lake's event log for reading; fails clearly when there is no lake."""
+        """Open the lake's event log read-only (changes no file); fails when there is no lake."""
+        log = EventLog.open_read_only(self.root())
+        try:
+            yield log
+        finally:
+            log.close()
+
+    @contextmanager
+    def open_writer(self) -> Iterator[EventLog]:
+        """Open the lake's event log to maintain it (compaction); fails when there is no lake."""
         log = EventLog.open(self.root(), create=False, seal_on_close=False)
         try:
             yield log

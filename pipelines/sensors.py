@@ -31,7 +31,7 @@ rebuild_all_job = dg.define_asset_job(
 @dg.op(description="Merge each date partition's Parquet parts into one (never changes an event).")
 def compact_parts(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Output[int]:
     """Run EventLog.compact and report the parts it wrote."""
-    with lake.open_log() as log:
+    with lake.open_writer() as log:
         before = len(log.live_parts())
         made = log.compact()
         after = len(log.live_parts())

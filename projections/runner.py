@@ -11,6 +11,7 @@ differs from its checkpoint's is stale; ``catch_up`` rebuilds it (``rebuild_stal
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,7 +67,9 @@ PROJECTIONS: tuple[Projection, ...] = (
 BY_NAME = {p.name: p for p in PROJECTIONS}
 DEFAULT_BATCH_SIZE = 1_000_000
 
-LAST_RECORDED = "SELECT max(recorded_at) FROM batch WHERE position = $hi"
+LAST_RECORDED = (
+    "SELECT max(recorded_at) FILTER (WHERE position = $hi), count(DISTINCT position) FROM batch"
+)
 
 TOUCHED = """
 CREATE OR REPLACE TEMP TABLE touched AS
@@ -101,7 +104,7 @@ def _open_log(source: Source) -> tuple[EventLog, bool]:
     """The log itself, or one opened on a lake path (without sealing on close); owned?"""
     if isinstance(source, EventLog):
         return source, False
-    return EventLog.open(Path(source), create=False, seal_on_close=False), True
+    return EventLog.open_read_only(Path(source)), True
 
 
 Warehouse = duckdb.DuckDBPyConnection | None
@@ -230,7 +233,7 @@ def _install(con: Any, projection: Projection) -> Checkpoint:
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     return checkpoints(con)[projection.name]
 
@@ -246,11 +249,6 @@ class _Chunk:
     table: pa.Table | None = None
 
 
-def _part_range(path: Path) -> tuple[int, int]:
-    first, last = path.name.removesuffix(".parquet").split("-")
-    return int(first), int(last)
-
-
 def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[_Chunk]:
     """The log (after, until] in chunks of at most ``batch_size`` positions.
 
@@ -259,12 +257,13 @@ def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[
     """
     with log.tail.snapshot():
         sealed = log.sealed_head()
-        parts = [(p, *_part_range(p)) for p in log.live_parts()]
+        parts = log.parts()  # the catalog's live set, never a directory listing
     lo = after
     stop = min(until, sealed)
     while lo < stop:
         hi = min(lo + batch_size, stop)
-        files = tuple(str(p) for p, first, last in parts if last > lo and first <= hi)
+        # each file's bytes are checked against the catalog before DuckDB reads it
+        files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
         yield _Chunk(lo, hi, files=files)
         lo = hi
     if until > max(after, sealed):
@@ -286,8 +285,11 @@ def _stage(con: Any, chunk: _Chunk) -> datetime | None:
     )
     con.register("batch", rel)
     rows = con.execute(LAST_RECORDED, {"hi": chunk.hi}).fetchall()
-    if not rows or rows[0][0] is None:
-        raise IntegrityError(f"the parts do not hold position {chunk.hi}; is the log damaged?")
+    if not rows or rows[0][0] is None or rows[0][1] != chunk.hi - chunk.lo:
+        raise IntegrityError(
+            f"the parts do not hold every position in {chunk.lo + 1}..{chunk.hi}; the log is "
+            "damaged: run 'ledgerlake verify'"
+        )
     return rows[0][0]  # type: ignore[no-any-return]
 
 
@@ -334,7 +336,7 @@ def _apply_source(
                     con.execute("COMMIT")
         except duckdb.IOException as exc:
             if checkpoint:
-                con.execute("ROLLBACK")
+                _rollback(con)
             # A compaction removed a part between listing and reading: start over from
             # the last committed position with a fresh listing (never skips or repeats).
             if "No files found" in str(exc) or "No such file" in str(exc):
@@ -342,11 +344,17 @@ def _apply_source(
             raise
         except BaseException:
             if checkpoint:
-                con.execute("ROLLBACK")
+                _rollback(con)
             raise
         if checkpoint and on_commit is not None and not held:
             on_commit(projection.name, position)
     return position, recorded
+
+
+def _rollback(con: Any) -> None:
+    """Roll back, keeping the error that got us here: DuckDB may have aborted already."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 class _PartsMovedError(Exception):
@@ -551,7 +559,7 @@ def _rebuild_one(
         con.execute(f"DROP TABLE IF EXISTS {cp.table_name}")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     return cp.position, hi
 
@@ -619,7 +627,7 @@ def _catch_up_one(
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     if on_commit is not None:
         on_commit(projection.name, hi)
@@ -766,7 +774,7 @@ def _catch_up_derived(
             install_macros(con)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     if on_commit is not None:
         for name, position in moved:

@@ -193,7 +193,7 @@ def _orders_known_at(
         best.setdefault(row["order_id"], row)
     chosen = list(best.values())[:k]
     hits = []
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with EventLog.open_read_only(lake) as log:
         for row in chosen:
             facts = _story_known_at(log, row["order_id"], known_at)
             hits.append(

@@ -174,7 +174,7 @@ def export_training(
     """Write one Parquet row per (order, cutoff): features known at the cutoff, label after it."""
     _check(horizon, cutoffs)
     own = log is None
-    the_log = EventLog.open(lake, create=False, seal_on_close=False) if log is None else log
+    the_log = EventLog.open_read_only(lake) if log is None else log
     try:
         histories = _order_histories(the_log)
     finally:

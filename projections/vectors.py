@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from eventlog.envelope import RecordedEvent, records_from_batch
-from eventlog.errors import InvalidInputError
+from eventlog.errors import IntegrityError, InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import STREAM_TYPE
 from projections.embeddings import Embedder, model_slug
@@ -196,7 +196,12 @@ class VectorStore:
         return sorted(str(n) for n in names)
 
     def open_table(self, name: str) -> Any:
-        """An open LanceDB table."""
+        """An open LanceDB table; a table the aliases name but the disk lacks is an error."""
+        if name not in self.table_names():
+            raise IntegrityError(
+                f"vector table {name} is missing from {self.dir}; run 'ledgerlake embed' "
+                "to rebuild it from the log"
+            )
         return self.db.open_table(name)
 
     def ensure_table(self, name: str, schema: pa.Schema) -> Any:
@@ -492,7 +497,8 @@ def _project(
 ) -> ProjectionReport:
     began = time.perf_counter()
     table = _target_table(store, name, embedder, fresh)
-    if fresh:
+    missing = store.checkpoint(table)[0] > 0 and table not in store.table_names()
+    if fresh or missing:  # a table lost behind its checkpoint is rebuilt, not trusted
         store.drop(table)
     start, _ = store.checkpoint(table)
     step = _catch_up_events if name == EVENT_NARRATIVES else _catch_up_stories
@@ -526,8 +532,14 @@ def _project(
         duration_s=time.perf_counter() - began,
         lag_events=lag_events,
         lag_seconds=lag_seconds,
-        rebuilt=fresh,
-        extra={"table": table, "model": embedder.name, "encoded": run.encoded, "indexes": indexes},
+        rebuilt=fresh or missing,
+        extra={
+            "table": table,
+            "model": embedder.name,
+            "encoded": run.encoded,
+            "indexes": indexes,
+            "recovered": "table missing behind its checkpoint: rebuilt" if missing else None,
+        },
     )
 
 
@@ -544,7 +556,7 @@ def _names(names: Iterable[str] | None) -> list[str]:
 def _with_log(lake: Path, log: EventLog | None) -> tuple[EventLog, bool]:
     if log is not None:
         return log, False
-    return EventLog.open(lake, create=False, seal_on_close=False), True
+    return EventLog.open_read_only(lake), True
 
 
 def _run_vectors(

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.envelope import ENVELOPE_SCHEMA
-from eventlog.errors import InvalidInputError, LedgerLakeError
+from eventlog.errors import IntegrityError, InvalidInputError, LedgerLakeError, StorageError
 from eventlog.log import EventLog
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -119,7 +119,7 @@ def connect(
             break
         except duckdb.IOException as exc:
             if not any(marker in str(exc) for marker in _LOCKED):
-                raise
+                raise _open_error(path, exc) from None
             if time.monotonic() >= deadline:
                 mode = "read" if read_only else "write"
                 raise WarehouseBusyError(
@@ -132,6 +132,17 @@ def connect(
     if not read_only:
         con.execute(CREATE_SCHEMAS)
     return con
+
+
+def _open_error(path: Path, exc: Exception) -> LedgerLakeError:
+    """A warehouse that cannot be opened, as our error: damaged (1) or refused storage (5)."""
+    text = str(exc)
+    if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text:
+        return IntegrityError(
+            f"{path} is not a valid DuckDB database (damaged or emptied); it is derived from "
+            "the log: move it away and run 'ledgerlake project' to rebuild it"
+        )
+    return StorageError(f"cannot open {path}: {text}")
 
 
 def checkpoints(con: duckdb.DuckDBPyConnection) -> dict[str, Checkpoint]:
@@ -164,7 +175,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     """
     with log.tail.snapshot():
         sealed = log.sealed_head()
-        parts = [str(p) for p in log.live_parts()]
+        parts = [str(p) for p in log.live_parts(check=True)]
         tail = log.read_all(after=sealed)
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))

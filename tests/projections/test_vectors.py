@@ -241,3 +241,27 @@ def test_event_rows_keep_times_and_ids(lake: Path, log: EventLog) -> None:
     assert story["first_occurred_at"] == AT and story["last_occurred_at"] == later
     assert story["last_position"] == 4 and story["status"] == "open"
     assert isinstance(pa.scalar(story["recorded_at"]).type, pa.TimestampType)
+
+
+def test_a_vector_table_missing_behind_its_checkpoint_is_detected_and_rebuilt(
+    lake: Path, small: EventLog
+) -> None:
+    import shutil
+
+    from eventlog.errors import IntegrityError
+    from projections.search import search
+
+    emb = HashingEmbedder(32)
+    catch_up_vectors(lake, emb, log=small)
+    want = rows(lake, EVENT_NARRATIVES, "position")
+    table = VectorStore(lake, create=False).require(EVENT_NARRATIVES).table
+    shutil.rmtree(vectors_dir(lake) / f"{table}.lance")
+    # search says so (exit 1) instead of answering with nothing
+    with pytest.raises(IntegrityError, match=f"vector table {table} is missing"):
+        search(lake, "a parcel", embedder=emb, level="events")
+    reports = {r.name: r for r in catch_up_vectors(lake, emb, log=small)}
+    events = reports[EVENT_NARRATIVES]
+    assert events.rebuilt and events.events_applied == small.head()
+    assert events.extra["recovered"] == "table missing behind its checkpoint: rebuilt"
+    assert not reports[ORDER_STORIES].rebuilt
+    assert rows(lake, EVENT_NARRATIVES, "position") == want
