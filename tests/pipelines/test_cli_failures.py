@@ -259,3 +259,32 @@ def test_a_read_only_filesystem_serves_readers_and_refuses_writers(
             assert proc.returncode == 5, (args, proc.returncode, proc.stderr)
             assert "readonly database" in proc.stderr or "Read-only file system" in proc.stderr
         assert snapshot(ro) == before
+
+
+def test_the_stray_copy_reproduction_loses_nothing_and_writes_nothing(seeded: Path) -> None:
+    """``cp`` a part under a wider name, then ``read --limit 1``: once this deleted parts."""
+    run(seeded, "append", stdin=line("o-2", "OrderCreated", ORDER))
+    assert run(seeded, "seal").returncode == 0
+    first = min((seeded / "events").glob("date=*/*.parquet"))
+    shutil.copy(first, first.with_name("00000000000000000001-00000000000000000036.parquet"))
+    everything = run(seeded, "read").stdout
+    before = snapshot(seeded)
+    proc = run(seeded, "read", "--limit", "1")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["position"] == 1
+    assert run(seeded, "info").returncode == 0
+    assert snapshot(seeded) == before
+    assert run(seeded, "read").stdout == everything
+    verify = run(seeded, "verify")
+    assert verify.returncode == 1 and "stray file" in verify.stdout
+
+
+def test_values_at_the_bounds_project_exactly(seeded: Path) -> None:
+    """The largest values the log accepts never wedge a projection or lose precision."""
+    big = {"sku": "GOLD", "product_name": "Gold bar", "quantity": 100_000,
+           "unit_price_cents": 100_000_000_000}  # fmt: skip
+    lines = "".join(line("o-1", "ItemAdded", big) for _ in range(3))
+    assert run(seeded, "append", stdin=lines).returncode == 0
+    assert run(seeded, "project").returncode == 0, "a projection stopped on accepted values"
+    proc = run(seeded, "sql", "SELECT subtotal_cents FROM analytics.orders", "--json")
+    assert json.loads(proc.stdout) == [{"subtotal_cents": 3 * 100_000 * 100_000_000_000}]
+    assert run(seeded, "project").returncode == 0  # and later runs go on
