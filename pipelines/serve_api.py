@@ -27,6 +27,7 @@ from projections.search import MAX_K, validate_query
 router = APIRouter(prefix="/api")
 
 MAX_EVENTS = 10_000
+MAX_POSITION = 2**62  # positions and versions are int64 in the log
 FOLLOW_POLL_S = 0.2
 FOLLOW_PAGE = 1_000
 FOLLOW_KEEPALIVE_S = 15.0
@@ -127,7 +128,7 @@ def post_events(
 def stream_events(
     request: Request,
     stream_id: str,
-    after_version: Annotated[int, Query(ge=0)] = 0,
+    after_version: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
 ) -> dict[str, Any]:
     """The stream's events after ``after_version`` (empty for an unknown stream)."""
     records = _lake(request).stream(stream_id, after_version)
@@ -146,7 +147,9 @@ def _types(event_type: list[str] | None) -> list[str] | None:
 @router.get("/events", summary="The log from a position, in order.")
 def read_events(
     request: Request,
-    after: Annotated[int, Query(ge=0, description="Only events with position > after.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Only events with position > after.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1_000,
     event_type: Annotated[list[str] | None, Query(alias="type")] = None,
 ) -> dict[str, Any]:
@@ -164,7 +167,7 @@ def read_events(
 )
 async def follow_events(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     event_type: Annotated[list[str] | None, Query(alias="type")] = None,
     idle_timeout: Annotated[
         float | None, Query(gt=0, le=86_400, description="End after this many idle seconds.")
@@ -177,7 +180,7 @@ async def follow_events(
     types = _types(event_type)
     cursor = after
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_POSITION:
             raise InvalidInputError(f"Last-Event-ID must be a position, got {last_event_id!r}")
         cursor = int(last_event_id)
 

@@ -198,6 +198,8 @@ def test_follow_streams_server_sent_events(client: TestClient) -> None:
     ) as response:
         text = "".join(response.iter_text())
     assert [line for line in text.splitlines() if line.startswith("id: ")] == [f"id: {last}"]
+    bad = client.get("/api/events/follow", headers={"Last-Event-ID": "9" * 30})
+    assert_error(bad, 400, "InvalidInputError", "Last-Event-ID")
 
 
 def test_state_as_of_and_known_at_equals_the_warehouse(client: TestClient, lake: Path) -> None:
