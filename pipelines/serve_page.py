@@ -8,6 +8,7 @@ and its state as of a moment chosen on a slider, optionally as known at another.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from projections.narratives import narrate_history
 from projections.search import SearchHit
 
 router = APIRouter(include_in_schema=False)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;max-width:980px;margin:1.5em auto;padding:0 1em;color:#222}
@@ -216,7 +218,9 @@ def search_results(
 
 
 def _ms(value: Any) -> int:
-    return int(value.timestamp() * 1000)
+    """Milliseconds, rounded up: the slider at that value includes the event (µs times)."""
+    micros = (value - EPOCH) // timedelta(microseconds=1)
+    return -(-micros // 1000)
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
@@ -249,10 +253,10 @@ def order_page(request: Request, order_id: str, known_at: Text = None) -> HTMLRe
     body = (
         f"<p><a href='/'>search</a></p><h1>Order {escape(order_id)}</h1>"
         f"<label>state as of <b id=as-of-label></b><input id=as-of class=slider type=range "
-        f"min={first} max={last} step=1000 value={last}></label>"
+        f"min={first} max={last} step=1 value={last}></label>"
         f"<label><span><input id=use-known type=checkbox{use_known}> as known at "
         f"<b id=known-at-label></b></span><input id=known-at class=slider type=range "
-        f"min={first} max={max(last_recorded, known_ms)} step=1000 value={known_ms}></label>"
+        f"min={first} max={max(last_recorded, known_ms)} step=1 value={known_ms}></label>"
         "<div id=state></div><h2>Timeline</h2><table id=timeline><tr><th>v</th>"
         "<th>occurred</th><th>recorded</th><th>event</th><th>what happened</th></tr>"
         f"{rows}</table>"
