@@ -217,7 +217,7 @@ def search_results(
     return HTMLResponse(_results_html(request, p))
 
 
-def _ms(value: Any) -> int:
+def _ms(value: datetime) -> int:
     """Milliseconds, rounded up: the slider at that value includes the event (µs times)."""
     micros = (value - EPOCH) // timedelta(microseconds=1)
     return -(-micros // 1000)
