@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventlog.decider import HandleResult, fold, handle
+from eventlog.decider import HandleResult, fold, handle, handle_many
 from eventlog.envelope import RecordedEvent, records_from_batch, validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.log import AppendRequest, EventLog
@@ -98,6 +99,8 @@ class ServedLake:
         self.lake = Path(lake)
         self.log = EventLog.open(self.lake, create=False, seal_on_close=False)
         self.lock = threading.Lock()
+        self._queue: list[tuple[CommandRequest, Future[HandleResult[Any]]]] = []
+        self._queue_lock = threading.Lock()
         self._store: VectorStore | None = None
 
     def close(self) -> None:
@@ -130,17 +133,63 @@ class ServedLake:
 
     # ------------------------------------------------------------------ writes
     def handle(self, request: CommandRequest) -> HandleResult[Any]:
-        """Decide the command on the order's state and append its events."""
+        """Decide the command on the order's state and append its events.
+
+        Group commit: commands that arrive while another commit runs wait in a queue, and
+        the next thread to take the lock decides and appends all of them in one commit
+        (one fsync). A command with its own expected version or metadata goes alone.
+        """
+        if request.expected_version is not None or request.metadata:
+            with self.lock:
+                return handle(
+                    self.log,
+                    ORDER_DECIDER,
+                    request.command.order_id,
+                    request.command,
+                    command_id=request.command_id,
+                    metadata=request.metadata,
+                    expected_version=request.expected_version,
+                )
+        waiting: Future[HandleResult[Any]] = Future()
+        with self._queue_lock:
+            self._queue.append((request, waiting))
         with self.lock:
-            return handle(
+            if not waiting.done():
+                self._commit_queued()
+        result = waiting.result()
+        if result.error is not None:
+            raise result.error
+        return result
+
+    def _take_batch(self) -> list[tuple[CommandRequest, Future[HandleResult[Any]]]]:
+        """The queued commands, one per command id (a repeated id waits for the next round)."""
+        with self._queue_lock:
+            batch, rest, ids = [], [], set()
+            for item in self._queue:
+                cid = item[0].command_id
+                if cid is not None and cid in ids:
+                    rest.append(item)
+                    continue
+                ids.add(cid)
+                batch.append(item)
+            self._queue = rest
+        return batch
+
+    def _commit_queued(self) -> None:
+        batch = self._take_batch()
+        try:
+            results = handle_many(
                 self.log,
                 ORDER_DECIDER,
-                request.command.order_id,
-                request.command,
-                command_id=request.command_id,
-                metadata=request.metadata,
-                expected_version=request.expected_version,
+                [(r.command.order_id, r.command) for r, _ in batch],
+                command_ids=[r.command_id for r, _ in batch],
             )
+        except BaseException as exc:  # an integrity problem fails every command of the batch
+            for _, waiting in batch:
+                waiting.set_exception(exc)
+            raise
+        for (_, waiting), result in zip(batch, results, strict=True):
+            waiting.set_result(result)
 
     def append(self, requests: list[AppendRequest]) -> dict[str, Any]:
         """Append raw events atomically (all requests or none), as ``ledgerlake append``."""
