@@ -148,7 +148,7 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
                 f" with {now and now['item_count']} items.\n"
                 f"  in SQL: {TIME_TRAVEL_HINT.format(at=middle.isoformat())}"
             )
-    hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder))
+    hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder, lake=lake))
     console.print(f"[bold]Semantic search[/bold]: {SEARCH_QUERY!r}")
     for hit in hits:
         console.print(f"  {hit.score:.3f}  {hit.order_id}  {hit.text}")
