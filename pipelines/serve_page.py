@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -133,9 +134,10 @@ def _results_html(request: Request, params: dict[str, Any]) -> str:
         return "<p>No matches.</p>"
     parts = []
     for order_id, group in _grouped(hits, k):
-        link = f"/orders/{escape(order_id)}"
+        link = f"/orders/{quote(order_id, safe='')}"
         if params["known_at"]:
-            link += f"?known_at={escape(params['known_at'])}"
+            link += f"?known_at={quote(params['known_at'], safe='')}"
+        link = escape(link)
         lines = "".join(
             f"<div class=hit><span class=score>{h.score:.3f}</span> {escape(h.text)} "
             f"<span class=muted>{escape(h.event_type or h.status or '')}"

@@ -293,6 +293,18 @@ def test_the_page_searches_and_shows_an_order(client: TestClient, lake: Path) ->
     assert client.get("/orders/ord-none").status_code == 404
 
 
+def test_the_page_escapes_what_it_is_given(client: TestClient) -> None:
+    evil = "<script>alert(1)</script>"
+    page = client.get("/", params={"q": evil, "customer": evil})
+    assert page.status_code == 200 and evil not in page.text
+    assert evil not in client.get(f"/orders/{evil}").text
+    odd = "<img src=x onerror=alert(1)>"
+    assert client.post("/api/commands", json={**NEW_ORDER, "order_id": odd}).status_code == 201
+    order = client.get("/orders/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert order.status_code == 200 and odd not in order.text
+    assert "&lt;img src=x" in order.text and '"\\u003cimg src=x' in order.text
+
+
 def test_a_token_guards_every_endpoint(lake: Path) -> None:
     with TestClient(create_app(ServeSettings(lake, token=TOKEN))) as c:
         for path in ("/api/health", "/", "/openapi.json", "/orders/x"):
