@@ -59,13 +59,15 @@ EVENTS_EXAMPLE = [
 ]
 
 
-def _lake(request: Request) -> ServedLake:
+def served_lake(request: Request) -> ServedLake:
+    """The lake the app was made for."""
     lake = request.app.state.lake
     assert isinstance(lake, ServedLake)
     return lake
 
 
-def _time(value: str | None, what: str) -> datetime | None:
+def query_time(value: str | None, what: str) -> datetime | None:
+    """An ISO 8601 query parameter with an offset, as UTC; None when absent."""
     if value is None:
         return None
     try:
@@ -77,7 +79,7 @@ def _time(value: str | None, what: str) -> datetime | None:
 @router.get("/health", summary="The server is up; the log's head position.")
 def health(request: Request) -> dict[str, Any]:
     """Liveness and the head of the log."""
-    return {"status": "ok", "head": _lake(request).head()}
+    return {"status": "ok", "head": served_lake(request).head()}
 
 
 @router.post(
@@ -93,7 +95,7 @@ def post_command(
 ) -> Any:
     """201 with the new events; 200 for a repeat (same command id) or a no-op command."""
     parsed = parse_command(command, idempotency_key, datetime.now(UTC))
-    result = _lake(request).handle(parsed)
+    result = served_lake(request).handle(parsed)
     body = {
         "order_id": result.stream_id,
         "duplicate": result.duplicate,
@@ -120,7 +122,7 @@ def post_events(
 
     lines = [json.dumps(e) for e in events]
     requests = with_idempotency_key(parse_append_lines(lines, order_registry()), idempotency_key)
-    out = _lake(request).append(requests)
+    out = served_lake(request).append(requests)
     return JSONResponse(out, status_code=201 if out["appended"] else 200)
 
 
@@ -131,7 +133,7 @@ def stream_events(
     after_version: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
 ) -> dict[str, Any]:
     """The stream's events after ``after_version`` (empty for an unknown stream)."""
-    records = _lake(request).stream(stream_id, after_version)
+    records = served_lake(request).stream(stream_id, after_version)
     return {"stream_id": stream_id, "events": [event_json(r) for r in records]}
 
 
@@ -154,7 +156,7 @@ def read_events(
     event_type: Annotated[list[str] | None, Query(alias="type")] = None,
 ) -> dict[str, Any]:
     """Up to ``limit`` events after ``after``; ``next_after`` continues the read."""
-    records, head = _lake(request).events(after, limit, _types(event_type))
+    records, head = served_lake(request).events(after, limit, _types(event_type))
     next_after = records[-1].position if records else after
     return {"events": [event_json(r) for r in records], "next_after": next_after, "head": head}
 
@@ -176,7 +178,7 @@ async def follow_events(
 ) -> StreamingResponse:
     """Past events after ``after`` (or the Last-Event-ID a reconnecting client sends), then
     new ones as they commit; a comment line every 15 s keeps proxies from closing it."""
-    lake = _lake(request)
+    lake = served_lake(request)
     types = _types(event_type)
     cursor = after
     if last_event_id is not None:
@@ -220,8 +222,8 @@ def order_state(
     """The fold of the order's events with occurred_at <= T (and recorded_at <= K);
     ``state`` is null when the order did not exist then. 404 for an unknown order."""
     validate_stream_id(order_id)
-    at, known = _time(as_of, "as_of"), _time(known_at, "known_at")
-    state = _lake(request).state(order_id, at, known)
+    at, known = query_time(as_of, "as_of"), query_time(known_at, "known_at")
+    state = served_lake(request).state(order_id, at, known)
     return {
         "order_id": order_id,
         "as_of": at.isoformat() if at else None,
@@ -244,8 +246,8 @@ def search_api(
     hybrid: bool = False,
 ) -> dict[str, Any]:
     """The CLI's ``search``: every filter, hybrid (vector + full text), and known-at."""
-    t_since, t_until = _time(since, "since"), _time(until, "until")
-    t_known = _time(known_at, "known_at")
+    t_since, t_until = query_time(since, "since"), query_time(until, "until")
+    t_known = query_time(known_at, "known_at")
     if customer is not None and any(ord(c) < 32 for c in customer):
         raise InvalidInputError("customer must not contain control characters")
     filters: dict[str, Any] = {
@@ -257,5 +259,5 @@ def search_api(
         "known_at": t_known,
     }
     validate_query(q, **filters)
-    hits = _lake(request).search(q, customer=customer, hybrid=hybrid, **filters)
+    hits = served_lake(request).search(q, customer=customer, hybrid=hybrid, **filters)
     return {"query": q, "hits": [h.to_json() for h in hits]}

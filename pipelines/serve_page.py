@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from eventlog.errors import InvalidInputError
 from eventlog.orders.events import ORDER_EVENT_TYPES
-from pipelines.serve_api import _lake, _time
+from pipelines.serve_api import query_time, served_lake
 from projections.narratives import narrate_history
 from projections.search import SearchHit
 
@@ -119,15 +119,15 @@ def _results_html(request: Request, params: dict[str, Any]) -> str:
             "level": params["level"] or "events",
             "event_type": params["type"] or None,
             "customer": params["customer"] or None,
-            "since": _time(params["since"] or None, "since"),
-            "until": _time(params["until"] or None, "until"),
-            "known_at": _time(params["known_at"] or None, "known at"),
+            "since": query_time(params["since"] or None, "since"),
+            "until": query_time(params["until"] or None, "until"),
+            "known_at": query_time(params["known_at"] or None, "known at"),
             "hybrid": bool(params["hybrid"]),
         }
         k = params["k"]
         events = filters["level"] == "events"
         # sentences are grouped by order: ask for more than k so k orders show
-        hits = _lake(request).search(query, k=min(k * 5, 1_000) if events else k, **filters)
+        hits = served_lake(request).search(query, k=min(k * 5, 1_000) if events else k, **filters)
     except InvalidInputError as exc:
         return f"<p class=err>{escape(str(exc))}</p>"
     if not hits:
@@ -228,7 +228,7 @@ def _ms(value: datetime) -> int:
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_page(request: Request, order_id: str, known_at: Text = None) -> HTMLResponse:
     """The order's timeline, and its state as of the slider's moment (as known at another)."""
-    lake = _lake(request)
+    lake = served_lake(request)
     records = lake.stream(order_id)
     if not records:
         body = f"<p><a href='/'>search</a></p><p class=err>Unknown order {escape(order_id)}.</p>"
@@ -249,7 +249,7 @@ def order_page(request: Request, order_id: str, known_at: Text = None) -> HTMLRe
     first = min(_ms(r.occurred_at) for r in records)
     last = max(_ms(r.occurred_at) for r in records)
     last_recorded = max(_ms(r.recorded_at) for r in records)
-    known = _time(known_at, "known at") if known_at else None
+    known = query_time(known_at, "known at") if known_at else None
     known_ms = _ms(known) if known else last_recorded
     use_known = " checked" if known else ""
     body = (
