@@ -16,8 +16,6 @@ from eventlog.errors import InvalidInputError
 from eventlog.orders.events import ORDER_EVENT_TYPES
 from pipelines.serve_lake import (
     ServedLake,
-    event_json,
-    jsonable,
     parse_command,
     sse_lines,
     with_idempotency_key,
@@ -99,10 +97,10 @@ def post_command(
     body = {
         "order_id": result.stream_id,
         "duplicate": result.duplicate,
-        "events": [event_json(e) for e in result.events],
+        "events": [e.to_json() for e in result.events],
     }
     status = 201 if result.events and not result.duplicate else 200
-    return JSONResponse(jsonable(body), status_code=status)
+    return JSONResponse(body, status_code=status)
 
 
 @router.post(
@@ -134,7 +132,7 @@ def stream_events(
 ) -> dict[str, Any]:
     """The stream's events after ``after_version`` (empty for an unknown stream)."""
     records = served_lake(request).stream(stream_id, after_version)
-    return {"stream_id": stream_id, "events": [event_json(r) for r in records]}
+    return {"stream_id": stream_id, "events": [r.to_json() for r in records]}
 
 
 def _types(event_type: list[str] | None) -> list[str] | None:
@@ -158,7 +156,7 @@ def read_events(
     """Up to ``limit`` events after ``after``; ``next_after`` continues the read."""
     records, head = served_lake(request).events(after, limit, _types(event_type))
     next_after = records[-1].position if records else after
-    return {"events": [event_json(r) for r in records], "next_after": next_after, "head": head}
+    return {"events": [r.to_json() for r in records], "next_after": next_after, "head": head}
 
 
 @router.get(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,11 +250,6 @@ class ServedLake:
         return search(self.lake, query, store=self.store(), **filters)
 
 
-def event_json(record: RecordedEvent) -> dict[str, Any]:
-    """An event as the CLI's ``read`` prints it (payload and metadata as objects)."""
-    return record.to_json()
-
-
 def sse_lines(records: Sequence[RecordedEvent]) -> str:
     """Server-sent events: ``id`` is the position, ``event`` the type, ``data`` the JSON."""
     return "".join(
@@ -262,10 +257,3 @@ def sse_lines(records: Sequence[RecordedEvent]) -> str:
         f"{json.dumps(r.to_json(), default=str, ensure_ascii=False)}\n\n"
         for r in records
     )
-
-
-def jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Times as ISO 8601 strings."""
-    if value is None:
-        return None
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in value.items()}
