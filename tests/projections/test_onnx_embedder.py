@@ -90,3 +90,30 @@ def test_pytorch_embedder_prints_no_loading_bar(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Loading weights" not in out.stderr
     assert default_model_path()
+
+
+@pytest.mark.slow
+def test_cli_search_loads_onnx_not_torch(tmp_path: Path) -> None:
+    from eventlog.generate import generate
+    from eventlog.log import EventLog
+
+    lake = tmp_path / "lake"
+    with EventLog.open(lake) as log:
+        generate(log, orders=6, days=5, seed=3)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "LANCE_LOG": "error"}
+    cli = [sys.executable, "-m", "pipelines.cli", "--lake", str(lake)]
+    embed = subprocess.run([*cli, "embed"], capture_output=True, text=True, env=env)
+    assert embed.returncode == 0, embed.stderr
+    assert "Loading weights" not in embed.stderr
+    assert list((lake / "models").glob("*/model.onnx")), "embed on the CPU exports the model"
+    code = (
+        "import sys; from pipelines.cli import app\n"
+        f"sys.argv = ['ledgerlake', '--lake', {str(lake)!r}, 'search', 'parcel', '--json']\n"
+        "try:\n    app()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules, file=sys.stderr)\n"
+    )
+    search = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert search.returncode == 0, search.stderr
+    assert json.loads(search.stdout)[0]["text"]
+    assert search.stderr.strip().splitlines()[-1] == "False True"
