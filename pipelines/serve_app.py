@@ -2,7 +2,7 @@
 
 The CLI's exit codes map to HTTP statuses: bad input 400 (422 when the request does not
 fit the OpenAPI schema), unknown order 404, body too large 413, concurrency conflict 409,
-business rule 422 (with the rule's type), integrity problem 500, warehouse busy 503.
+business rule 422 (with the rule's type), integrity problem 500.
 Every error body is ``{"error": TYPE, "message": TEXT, "exit_code": N}``.
 """
 
@@ -48,16 +48,12 @@ class ServeSettings:
 
 def status_for(error: BaseException) -> int:
     """The HTTP status of a LedgerLake error (see the module docstring)."""
-    from projections.warehouse import WarehouseBusyError
-
     if isinstance(error, UnknownOrderError):
         return 404
     if isinstance(error, ConcurrencyError):
         return 409
     if isinstance(error, RuleError):
         return 422
-    if isinstance(error, WarehouseBusyError):
-        return 503
     return {2: 400, 3: 409, 4: 422}.get(exit_code_for(error), 500)
 
 
