@@ -36,6 +36,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+.PHONY: serve
+serve: $(STAMP)
+	$(BIN)/ledgerlake serve
+
 ui: $(STAMP)
 	$(BIN)/ledgerlake ui
 

@@ -93,6 +93,9 @@ def machine_info() -> dict[str, Any]:
         "sentence-transformers",
         "torch",
         "dagster",
+        "onnxruntime",
+        "fastapi",
+        "uvicorn",
     ]
     return {
         "timestamp": datetime.now(UTC).isoformat(),

@@ -140,7 +140,7 @@ def vector_asset(name: str, description: str) -> dg.AssetsDefinition:
         with lake.open_log() as log:
             head = log.head()
             run = vectors.rebuild_vectors if config.rebuild else vectors.catch_up_vectors
-            [report] = run(lake.root(), embedder.get(), [name], log=log)
+            [report] = run(lake.root(), embedder.get(lake.root()), [name], log=log)
         store = vectors.VectorStore(lake.root(), create=False)
         table = store.open_table(store.require(name).table)
         preview = table.head(PREVIEW_ROWS).select(PREVIEW_COLUMNS[name])
@@ -169,7 +169,9 @@ def training_set(
     out = lake.root() / TRAINING_FILE
     with lake.open_log() as log:
         head = log.head()
-        summary = training.export_training(lake.root(), out, embedder=embedder.get(), log=log)
+        summary = training.export_training(
+            lake.root(), out, embedder=embedder.get(lake.root()), log=log
+        )
     preview = pq.read_table(out, columns=TRAINING_PREVIEW).slice(0, PREVIEW_ROWS)
     context.log.info(f"training_set: {summary.to_json()}")
     return dg.MaterializeResult(

@@ -45,8 +45,10 @@ def _time(text: str | None) -> datetime | None:
     return None if text is None else parse_time(text)
 
 
-def _embedder(model: str | None) -> object:
-    from projections.embeddings import HASHING_PREFIX, HashingEmbedder, SentenceTransformerEmbedder
+def _embedder(model: str | None, lake: Path) -> object:
+    """The embedder ``--model`` names: PyTorch on a GPU, ONNX Runtime on the CPU."""
+    from projections.embeddings import HASHING_PREFIX, HashingEmbedder, default_embedder
+    from projections.onnx_embedder import model_cache_dir
 
     if model is not None and model.startswith(HASHING_PREFIX):
         size = model.removeprefix(HASHING_PREFIX)
@@ -57,7 +59,7 @@ def _embedder(model: str | None) -> object:
         return HashingEmbedder(int(size))
     if model is not None and not Path(model).is_dir():
         raise InvalidInputError(f"model path {model} is not a directory")
-    return SentenceTransformerEmbedder(model_path=model)
+    return default_embedder(model, cache_dir=model_cache_dir(lake))
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +83,7 @@ def register(app: typer.Typer) -> None:
             from eventlog.log import EventLog
 
             EventLog.open_read_only(lake).close()
-            emb = _embedder(model)
+            emb = _embedder(model, lake)
             assert isinstance(emb, Embedder)
             run = rebuild_vectors if rebuild else catch_up_vectors
             reports = run(lake, emb)
@@ -187,7 +189,7 @@ def register(app: typer.Typer) -> None:
                 chosen = [parse_time(p) for p in parts]
             if out.exists() and out.is_dir():
                 raise InvalidInputError(f"--out {out} is a directory; give a file path")
-            emb = _embedder(model)
+            emb = _embedder(model, lake)
             assert isinstance(emb, Embedder)
             summary = export_training(lake, out, horizon=window, cutoffs=chosen, embedder=emb)
         if json_out:

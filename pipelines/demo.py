@@ -148,7 +148,7 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
                 f" with {now and now['item_count']} items.\n"
                 f"  in SQL: {TIME_TRAVEL_HINT.format(at=middle.isoformat())}"
             )
-    hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder))
+    hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder, lake=lake))
     console.print(f"[bold]Semantic search[/bold]: {SEARCH_QUERY!r}")
     for hit in hits:
         console.print(f"  {hit.score:.3f}  {hit.order_id}  {hit.text}")
@@ -158,7 +158,9 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
         "      every asset materialized, every check evaluated; rebuild with the rebuild_all job\n"
         "  make notebooks   (jupyter lab notebooks/)  01 SQL tour, 02 time travel,\n"
         f"      03 semantic search, 04 outcome model (they read LEDGERLAKE_HOME={lake}, else ./lake)\n"
-        f"  ledgerlake --lake {lake} search 'late delivery'   semantic search from the shell"
+        f"  ledgerlake --lake {lake} search 'late delivery'   semantic search from the shell\n"
+        f"  ledgerlake --lake {lake} serve   (or: make serve)  then open http://127.0.0.1:8765/\n"
+        "      the search page: type a question, open an order, slide through its history"
     )
 
 

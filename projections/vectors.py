@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +135,19 @@ def sql_timestamp(value: datetime) -> str:
 class VectorStore:
     """The LanceDB database under ``<lake>/vectors`` with its aliases and checkpoints."""
 
-    def __init__(self, lake: Path, *, create: bool = True) -> None:
+    def __init__(self, lake: Path, *, create: bool = True, keep_open: bool = False) -> None:
+        """``keep_open``: cache open tables, each checking for new versions on every read."""
         import lancedb
 
         self.dir = vectors_dir(lake)
         if not create and not (self.dir / "aliases.json").exists():
             raise VectorStoreMissingError(f"no vector store at {self.dir}; {BUILD_HINT}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.db = lancedb.connect(str(self.dir))
+        if keep_open:
+            self.db = lancedb.connect(str(self.dir), read_consistency_interval=timedelta(0))
+        else:
+            self.db = lancedb.connect(str(self.dir))
+        self._open: dict[str, Any] | None = {} if keep_open else None
 
     # ---------------------------------------------------------------- aliases
     def aliases(self) -> dict[str, Alias]:
@@ -196,13 +201,22 @@ class VectorStore:
         return sorted(str(n) for n in names)
 
     def open_table(self, name: str) -> Any:
-        """An open LanceDB table; a table the aliases name but the disk lacks is an error."""
+        """An open LanceDB table (kept open when the store was made with ``keep_open``).
+
+        A table the aliases name but the disk lacks is an error, never an empty answer.
+        """
+        table = self._open.get(name) if self._open is not None else None
+        if table is not None:
+            return table
         if name not in self.table_names():
             raise IntegrityError(
                 f"vector table {name} is missing from {self.dir}; run 'ledgerlake embed' "
                 "to rebuild it from the log"
             )
-        return self.db.open_table(name)
+        table = self.db.open_table(name)
+        if self._open is not None:
+            self._open[name] = table
+        return table
 
     def ensure_table(self, name: str, schema: pa.Schema) -> Any:
         """Open a physical table, creating it empty with ``schema`` when missing."""

@@ -24,6 +24,9 @@ def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) ->
     assert set(result.materialized) == ASSETS
     for text in ("analytics.orders", "Time travel", "Semantic search", "ledgerlake", "notebooks"):
         assert text in out
+    # the tour ends by telling how to open the search page
+    assert out.rindex("serve") > out.rindex("search 'late delivery'")
+    assert "http://127.0.0.1:8765/" in out and "search page" in out
     with lake_instance(lake) as instance:
         for name in ASSETS:
             assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
