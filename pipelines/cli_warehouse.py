@@ -6,10 +6,8 @@ that is not a query, so it can never write.
 
 from __future__ import annotations
 
-import csv
-import sys
-from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
 
 import duckdb
 import typer
@@ -17,19 +15,14 @@ import typer
 from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
-from pipelines.cli_common import exit_codes, fail, lake_of, print_json
+from pipelines.cli_common import exit_codes, lake_of, print_json
+from pipelines.cli_output import output_format, print_rows
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 ORDER_EXISTS = "SELECT count(*) FROM analytics.order_events WHERE order_id = $order_id"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -138,13 +131,19 @@ def register(app: typer.Typer) -> None:
         query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
         json_out: JsonOpt = False,
         csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+        tsv_out: Annotated[
+            bool,
+            typer.Option("--tsv", help="Print TSV (the default when stdout is not a terminal)."),
+        ] = False,
     ) -> None:
-        """Run a read-only SQL query on the warehouse (writes are refused, exit 2)."""
+        """Run a read-only SQL query on the warehouse (writes are refused, exit 2).
+
+        In a terminal the rows print as an aligned table; piped, as TSV.
+        """
         from projections.warehouse import connect
 
-        if json_out and csv_out:
-            fail("choose one of --json and --csv", 2)
         with exit_codes():
+            fmt = output_format(json_out=json_out, csv_out=csv_out, tsv_out=tsv_out)
             con = connect(lake_of(ctx), read_only=True)
             try:
                 check_read_only(con, query)
@@ -156,16 +155,7 @@ def register(app: typer.Typer) -> None:
                     raise InvalidInputError(f"query failed: {exc}") from None
             finally:
                 con.close()
-        if json_out:
-            print_json([{n: _plain(v) for n, v in zip(names, r, strict=True)} for r in rows])
-        elif csv_out:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(names)
-            writer.writerows([[_plain(v) for v in r] for r in rows])
-        else:
-            typer.echo("\t".join(names))
-            for r in rows:
-                typer.echo("\t".join("" if v is None else str(_plain(v)) for v in r))
+        print_rows(names, rows, fmt)
 
     @app.command()
     def lag(ctx: typer.Context, json_out: JsonOpt = False) -> None:

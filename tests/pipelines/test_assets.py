@@ -108,7 +108,7 @@ def test_rebuild_config_builds_a_new_table_from_position_zero(
     materialize(small_lake, instance)
     config = {"ops": {"orders": {"config": {"rebuild": True}}}}
     meta = materialize(small_lake, instance, config)
-    assert meta["orders"]["rebuilt"] is True and meta["orders"]["table"] == "analytics.orders__2"
+    assert meta["orders"]["rebuilt"] is True and meta["orders"]["table"] == "builds.orders__2"
     assert meta["orders"]["from_position"] == head_of(small_lake)
     assert meta["customers"]["rebuilt"] is False
     con = connect(small_lake, read_only=True)
