@@ -108,3 +108,13 @@ def print_rows(names: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format)
 def note(text: str) -> None:
     """A remark about the result on stderr (stdout stays data): ``note: ...``."""
     typer.echo(f"note: {text}", err=True)
+
+
+def note_empty_read(stream: str | None, stream_version: int | None) -> None:
+    """Say on stderr why ``read`` printed no event: an unknown stream, or nothing matched."""
+    if stream is not None and not stream_version:
+        note(f"no events: the log has no stream {stream!r}")
+    elif stream is not None:
+        note(f"no events of stream {stream!r} (version {stream_version}) match --after/--type")
+    else:
+        note("no events match")

@@ -17,6 +17,8 @@ from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import output_format, print_rows
+from pipelines.cli_state import print_state, validity_window, window_json
+from pipelines.cli_time import cli_time, optional_time
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -85,22 +87,27 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         order_id: Annotated[str, typer.Argument(help="The order id.")],
         as_of: Annotated[
-            str | None, typer.Option("--as-of", help="Valid time T (ISO 8601 with offset).")
+            str | None,
+            typer.Option(
+                "--as-of", help="Valid time T (ISO 8601 with offset, or a date: its start in UTC)."
+            ),
         ] = None,
         known_at: Annotated[
             str | None,
-            typer.Option("--known-at", help="Transaction time K (ISO 8601 with offset)."),
+            typer.Option(
+                "--known-at", help="Transaction time K (ISO 8601 with offset, or a date)."
+            ),
         ] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """An order's state as of a time, optionally as it was known at another time."""
-        from projections.temporal import as_time, state_as_of
+        from projections.temporal import state_as_of
         from projections.warehouse import connect
 
         with exit_codes():
             validate_stream_id(order_id)
-            at = as_time(as_of, "--as-of") if as_of is not None else END_OF_TIME
-            known = as_time(known_at, "--known-at") if known_at is not None else None
+            at = cli_time(as_of, "--as-of") if as_of is not None else END_OF_TIME
+            known = optional_time(known_at, "--known-at")
             con = connect(lake_of(ctx), read_only=True)
             try:
                 found = con.execute(ORDER_EXISTS, {"order_id": order_id}).fetchone()
@@ -110,6 +117,7 @@ def register(app: typer.Typer) -> None:
                         "(run 'ledgerlake project' if it was just written)"
                     )
                 result = state_as_of(con, order_id, at, known)
+                window = validity_window(con, order_id, at, known or END_OF_TIME)
             finally:
                 con.close()
         if result is None:  # a valid answer, not an error: it did not exist then
@@ -120,10 +128,9 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"order {order_id!r} did not exist {when}")
             return
         if json_out:
-            print_json(result)
+            print_json(result | window_json(window))
             return
-        for key, value in result.items():
-            typer.echo(f"{key:<18} {value}")
+        print_state(result, window)
 
     @app.command()
     def sql(

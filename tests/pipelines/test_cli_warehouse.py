@@ -273,3 +273,66 @@ def test_no_lake_says_there_is_no_lake(tmp_path: Path, args: list[str]) -> None:
         f"error: no lake at {nowhere}; create one with 'ledgerlake generate' or 'ledgerlake append'"
     )
     assert not nowhere.exists()
+
+
+def test_state_shows_money_with_currency_version_and_window(lake_with_orders: Path) -> None:
+    assert cli(lake_with_orders, "project").exit_code == 0
+    # As of 2026-03-02 (a date: midnight UTC) o1 is paid; the next event is the shipping.
+    shown = cli(lake_with_orders, "state", "o1", "--as-of", "2026-03-02")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stderr == (
+        "note: --as-of 2026-03-02 is read as 2026-03-02T00:00:00+00:00 "
+        "(the start of that day in UTC)\n"
+    )
+    fields = dict(line.split(maxsplit=1) for line in shown.stdout.splitlines())
+    assert fields["status"] == "paid"
+    assert (fields["subtotal"], fields["discount"], fields["total"]) == (
+        "EUR 15.00",
+        "EUR 2.00",
+        "EUR 13.00",
+    )
+    assert (fields["captured"], fields["refunded"]) == ("EUR 13.00", "EUR 0.00")
+    assert "total_cents" not in fields
+    assert fields["version"] == "8"
+    assert fields["valid_from"] == "2026-03-01T10:07:00+00:00"
+    assert fields["valid_to"] == "2026-03-02T09:00:00+00:00"
+    now = cli(lake_with_orders, "state", "o1")
+    assert now.stderr == ""
+    assert now.stdout.splitlines()[-1].split(maxsplit=1) == [
+        "valid_to",
+        "- (still the current state)",
+    ]
+    as_json = json.loads(
+        cli(lake_with_orders, "state", "o1", "--as-of", "2026-03-02", "--json").stdout
+    )
+    assert (as_json["total_cents"], as_json["version"]) == (1300, 8)
+    assert (as_json["valid_from"], as_json["valid_to"]) == (
+        "2026-03-01T10:07:00+00:00",
+        "2026-03-02T09:00:00+00:00",
+    )
+    # A note recorded on 03-10 about 03-06: as known on 03-05 the state of 03-08 is still
+    # current (no window end); as known now it ended on 03-06.
+    log = EventLog.open(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=8)))
+    log.append("o1", [ev("CustomerNoteAdded", t(6, 9), author="a", note="late note")])
+    log.close()
+    assert cli(lake_with_orders, "project").exit_code == 0
+
+    def window(*known: str) -> tuple[str, str | None]:
+        args = ["state", "o1", "--as-of", "2026-03-08T00:00Z", *known, "--json"]
+        state = json.loads(cli(lake_with_orders, *args).stdout)
+        return state["valid_from"], state["valid_to"]
+
+    assert window("--known-at", "2026-03-05T00:00Z") == ("2026-03-04T10:00:00+00:00", None)
+    assert window() == ("2026-03-06T09:00:00+00:00", None)
+    earlier = ["state", "o1", "--as-of", "2026-03-05T00:00Z", "--json"]
+    assert json.loads(cli(lake_with_orders, *earlier).stdout)["valid_to"] == (
+        "2026-03-06T09:00:00+00:00"
+    )
+
+
+@pytest.mark.parametrize("bad", ["2026-02-30", "2026-13-01"])
+def test_as_of_a_date_that_does_not_exist_exits_2(lake_with_orders: Path, bad: str) -> None:
+    assert cli(lake_with_orders, "project").exit_code == 0
+    result = cli(lake_with_orders, "state", "o1", "--as-of", bad)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --as-of: {bad!r} is not a calendar date\n"

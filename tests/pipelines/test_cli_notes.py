@@ -1,0 +1,48 @@
+"""An empty result says so on stderr and exits 0; a date alone is read as UTC midnight, and says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.pipelines.test_cli_search import built, run
+
+__all__ = ["built"]  # the fixture, shared with the search command's tests
+
+
+def test_read_of_an_unknown_stream_says_so(built: Path) -> None:
+    code, out, err = run(built, "read", "--stream", "no-such-order")
+    assert (code, out) == (0, "")
+    assert err == "note: no events: the log has no stream 'no-such-order'\n"
+    code, out, _ = run(built, "read", "--limit", "1")
+    assert code == 0 and len(out.splitlines()) == 1
+    stream = json.loads(out)["stream_id"]
+    code, out, err = run(built, "read", "--stream", stream, "--after", "1000000")
+    assert (code, out) == (0, "")
+    assert err.startswith(f"note: no events of stream {stream!r} (version ")
+    assert err.endswith(") match --after/--type\n")
+    code, out, err = run(built, "read", "--stream", stream)
+    assert code == 0 and out and err == ""
+
+
+def test_search_with_no_result_says_so(built: Path) -> None:
+    code, out, err = run(built, "search", "damaged parcel", "--customer", "nobody")
+    assert (code, out) == (0, "")
+    assert err == "note: no results: nothing matched the query and filters\n"
+    code, out, err = run(built, "search", "damaged parcel", "--customer", "nobody", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    assert "no results" in err
+
+
+def test_search_since_a_date_is_that_days_start_in_utc(built: Path) -> None:
+    code, out, err = run(built, "search", "payment", "--since", "2026-01-20", "--k", "50", "--json")
+    assert code == 0
+    assert err == (
+        "note: --since 2026-01-20 is read as 2026-01-20T00:00:00+00:00 (the start of that day in UTC)\n"
+    )
+    hits = json.loads(out)
+    assert hits and min(h["occurred_at"] for h in hits) >= "2026-01-20T00:00:00+00:00"
+    code, out, _ = run(built, "search", "payment", "--until", "2026-01-20", "--k", "50", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert hits and max(h["occurred_at"] for h in hits) < "2026-01-20T00:00:00+00:00"
