@@ -1,7 +1,6 @@
 """Dagster assets: the event log (observed) and one asset per projection, named as the projection."""
 
 import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -47,7 +46,7 @@ WAREHOUSE_GROUP = "warehouse"
 VECTORS_GROUP = "vectors"
 TRAINING_GROUP = "training"
 PREVIEW_ROWS = 5
-TRAINING_FILE = Path("training") / "training_set.parquet"
+TRAINING_FILE = training.LAKE_TRAINING_FILE
 
 
 class ProjectionConfig(dg.Config):  # type: ignore[misc]

@@ -166,17 +166,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def lag(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-        """How far each projection is behind the log, in events and seconds; stale ones."""
-        from projections import runner
+        """How far each warehouse table, vector store and the training set is behind the log."""
+        from pipelines.cli_lag import everything_behind, print_behind
 
-        with exit_codes(), EventLog.open(lake_of(ctx), create=False, seal_on_close=False) as log:
-            lags = runner.lag(log)
+        lake = lake_of(ctx)
+        with exit_codes(), EventLog.open(lake, create=False, seal_on_close=False) as log:
+            rows = everything_behind(lake, log)
         if json_out:
-            print_json([x.to_json() for x in lags])
+            print_json([x.to_json() for x in rows])
             return
-        for x in lags:
-            stale = " STALE (code changed; 'ledgerlake project' rebuilds it)" if x.stale else ""
-            typer.echo(
-                f"{x.name:<13} at {x.position:>10} of {x.head:<10} "
-                f"lag {x.lag_events} events, {x.lag_seconds:.1f}s{stale}"
-            )
+        print_behind(rows)

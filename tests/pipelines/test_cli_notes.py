@@ -46,3 +46,39 @@ def test_search_since_a_date_is_that_days_start_in_utc(built: Path) -> None:
     assert code == 0
     hits = json.loads(out)
     assert hits and max(h["occurred_at"] for h in hits) < "2026-01-20T00:00:00+00:00"
+
+
+def test_lag_lists_vectors_and_training_beside_the_warehouse(built: Path) -> None:
+    from eventlog.log import EventLog
+    from projections.training import LAKE_TRAINING_FILE
+
+    with EventLog.open(built, create=False, seal_on_close=False) as log:
+        n = log.head()
+    assert run(built, "project")[0] == 0
+    out = built / LAKE_TRAINING_FILE
+    code, _, err = run(built, "export-training", "--out", str(out), "--model", "hashing-16")
+    assert code == 0, err
+    code, text, _ = run(built, "lag")
+    assert code == 0
+    lines = text.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["warehouse", "order_events"],
+        ["warehouse", "orders"],
+        ["warehouse", "order_lines"],
+        ["warehouse", "payments"],
+        ["warehouse", "order_states"],
+        ["warehouse", "daily_sales"],
+        ["warehouse", "customers"],
+        ["vectors", "event_narratives"],
+        ["vectors", "order_stories"],
+        ["training", "training_set"],
+    ]
+    assert all(f"at {n:>10} of {n:<10} lag 0 events" in line for line in lines)
+    rows = {x["name"]: x for x in json.loads(run(built, "lag", "--json")[1])}
+    assert rows["event_narratives"]["where"].startswith("vectors/event_narratives__hashing_32__v")
+    assert rows["training_set"]["where"] == str(LAKE_TRAINING_FILE)
+    out.unlink()
+    rows = {x["name"]: x for x in json.loads(run(built, "lag", "--json")[1])}
+    assert (rows["training_set"]["lag_events"], rows["training_set"]["where"]) == (n, None)
+    assert "training  training_set" in run(built, "lag")[1]
+    assert "(not built yet)" in run(built, "lag")[1].splitlines()[-1]

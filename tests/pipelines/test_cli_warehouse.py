@@ -56,13 +56,20 @@ def test_project_then_lag_is_zero(lake_with_orders: Path) -> None:
     assert reports["orders"]["rows"] == 4 and reports["orders"]["to_position"] == 22
     lag = cli(lake_with_orders, "lag", "--json")
     assert lag.exit_code == 0
-    assert {x["name"]: x["lag_events"] for x in json.loads(lag.stdout)} == dict.fromkeys(reports, 0)
+    assert {(x["kind"], x["name"]): x["lag_events"] for x in json.loads(lag.stdout)} == {
+        **{("warehouse", name): 0 for name in reports},
+        ("vectors", "event_narratives"): 22,
+        ("vectors", "order_stories"): 22,
+        ("training", "training_set"): 22,
+    }
     log = EventLog.open(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=1)))
     log.append("o3", [ev("CustomerNoteAdded", t(5, 9), author="a", note="n")])
     log.close()
     lag = json.loads(cli(lake_with_orders, "lag", "--json").stdout)
+    warehouse = [x for x in lag if x["kind"] == "warehouse"]
+    assert len(warehouse) == len(reports)
     # The new event was recorded hours after the last one the projections applied.
-    assert all(x["lag_events"] == 1 and x["lag_seconds"] > 3600 for x in lag)
+    assert all(x["lag_events"] == 1 and x["lag_seconds"] > 3600 for x in warehouse)
 
 
 def test_project_only_and_rebuild(lake_with_orders: Path) -> None:
