@@ -114,13 +114,20 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--known-at", help="Only what had been recorded by K (recorded_at <= K)."),
         ] = None,
-        hybrid: Annotated[
-            bool, typer.Option("--hybrid", help="Combine vector and full-text search (RRF).")
-        ] = False,
+        hybrid: Annotated[bool, typer.Option("--hybrid", help="Same as --mode hybrid.")] = False,
+        mode: Annotated[
+            str | None,
+            typer.Option(
+                "--mode",
+                help="vector (meaning), fts (words) or hybrid (both, fused by rank); default: "
+                "the best measured per level (events: vector, orders: fts).",
+                show_default=False,
+            ),
+        ] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Semantic search over event narratives or order stories."""
-        from projections.search import search, validate_query
+        """Search event narratives or order stories by meaning, by words, or both."""
+        from projections.search import SCORE_MEANING, search, search_mode, validate_query
 
         lake = lake_of(ctx)
         with exit_codes():
@@ -146,13 +153,16 @@ def register(app: typer.Typer) -> None:
                 since=t_since,
                 until=t_until,
                 known_at=t_known,
-                hybrid=hybrid,
+                mode=search_mode(mode, hybrid, "events" if t_known else level),
             )
         if not hits:
             note("no results: nothing matched the query and filters")
         if json_out:
             print_json([h.to_json() for h in hits])
             return
+        if hits:
+            how = search_mode(mode, hybrid, "events" if t_known else level)
+            typer.echo(f"{how} search; score = {SCORE_MEANING[how]}")
         for i, h in enumerate(hits, 1):
             when = h.occurred_at.isoformat() if h.occurred_at else "-"
             kind = h.event_type or h.status or ""

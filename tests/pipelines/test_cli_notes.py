@@ -82,3 +82,24 @@ def test_lag_lists_vectors_and_training_beside_the_warehouse(built: Path) -> Non
     assert (rows["training_set"]["lag_events"], rows["training_set"]["where"]) == (n, None)
     assert "training  training_set" in run(built, "lag")[1]
     assert "(not built yet)" in run(built, "lag")[1].splitlines()[-1]
+
+
+def test_search_says_which_mode_ran_and_what_its_score_means(built: Path) -> None:
+    def first_line(*args: str) -> str:
+        code, out, err = run(built, "search", "refund", "--k", "2", *args)
+        assert code == 0, err
+        return out.splitlines()[0]
+
+    assert first_line().startswith("vector search; score = cosine similarity")
+    assert first_line("--level", "orders").startswith("fts search; score = BM25")
+    hybrid = first_line("--hybrid")
+    assert hybrid.startswith("hybrid search; score = reciprocal-rank fusion")
+    assert "1/(60 + rank)" in hybrid and "0.033 = first in both" in hybrid
+    assert first_line("--mode", "hybrid") == hybrid
+    code, _, err = run(built, "search", "refund", "--mode", "semantic")
+    assert code == 2 and "mode must be one of ['vector', 'fts', 'hybrid']" in err
+    code, _, err = run(built, "search", "refund", "--mode", "fts", "--hybrid")
+    assert code == 2 and "--hybrid contradicts --mode fts" in err
+    code, out, _ = run(built, "search", "refund", "--mode", "hybrid", "--k", "3", "--json")
+    scores = [h["score"] for h in json.loads(out)]
+    assert len(scores) == 3 and all(0 < s <= 2 / 60 for s in scores)

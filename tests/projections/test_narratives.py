@@ -24,6 +24,7 @@ from eventlog.orders.events import (
 from projections.narratives import (
     OrderFacts,
     add_fact,
+    author_words,
     format_money,
     narrate,
     narrate_history,
@@ -154,3 +155,27 @@ def test_narratives_are_pure_and_deterministic() -> None:
     events = [e for e, _ in HISTORY]
     assert narrate_history("o-1", events) == narrate_history("o-1", events)
     assert story_of("o-1", events) == story_of("o-1", events)
+
+
+def test_a_support_agents_note_reads_as_words() -> None:
+    note = CustomerNoteAdded("support:Lars", "Claim filed with DHL.")
+    got = narrate_history("o-6", [CREATED, note])
+    assert got[1] == "Note from support agent Lars on Ada Lovelace's order: Claim filed with DHL."
+    story = story_of("o-6", [CREATED, note])
+    assert "Note from support agent Lars: Claim filed with DHL." in story
+    assert "support:" not in story
+
+
+@pytest.mark.parametrize(
+    ("author", "words"),
+    [
+        ("customer", "customer"),
+        ("support:Tomás", "support agent Tomás"),
+        ("warehouse:Kofi", "warehouse member Kofi"),
+        (" support : Mei ", "support agent Mei"),
+        ("support:", "support:"),
+        ("", "someone"),
+    ],
+)
+def test_author_words(author: str, words: str) -> None:
+    assert author_words(author) == words
