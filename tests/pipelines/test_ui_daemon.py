@@ -28,7 +28,7 @@ def background_ui(tmp_path: Path) -> Iterator[DagsterUI]:
     from eventlog.generate import generate
 
     lake = tmp_path / "lake"
-    generate(lake, orders=30, days=20, seed=11)
+    generate(lake, orders=30, days=30, seed=11)
     ARTIFACTS.mkdir(exist_ok=True)
     ui = start_ui(lake, ARTIFACTS / "dagster-ui-daemon.log", like_a_background_job=True)
     try:
