@@ -114,7 +114,7 @@ def test_rebuild_config_builds_a_new_table_from_position_zero(
     con = connect(small_lake, read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM analytics.orders").fetchone()[0] == 60
-        tables = con.execute(TABLES, {"schema": "analytics"}).fetchall()
+        tables = con.execute(TABLES, {"schema": "builds"}).fetchall()
     finally:
         con.close()
     assert ("orders__2",) in tables and ("orders__1",) not in tables
