@@ -79,7 +79,8 @@ def test_every_asset_materializes_with_outputs_and_metadata(
         assert meta[name]["model"] == "hashing-64" and meta[name]["to_position"] == head
         assert "text" in meta[name]["preview"]
     training = pq.read_table(small_lake / "training" / "training_set.parquet")
-    assert meta["training_set"]["rows"] == training.num_rows > 0
+    assert meta["training_set"]["rows"] == training.num_rows == 38  # SMALL, seed 3
+    assert meta["training_set"]["positives"] == 4
     assert meta["training_set"]["orders"] == len(set(training.column("order_id").to_pylist()))
     assert meta["training_set"]["head_read"] == head
 
