@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -74,6 +73,8 @@ def run_with_progress(
                 continue
             seen.add(record.storage_id)
             event = record.event_log_entry.dagster_event
+            if event is None:  # pragma: no cover - materialization records carry their event
+                continue
             mat = event.step_materialization_data.materialization
             name = mat.asset_key.to_user_string()
             line = asset_line(name, len(seen), total, _meta(mat), time.perf_counter() - began)
@@ -110,6 +111,3 @@ def checks_table(rows: list[tuple[str, str, bool, str]]) -> Table:
         result = "[green]passed[/green]" if ok else f"[red]FAILED[/red] {detail}".rstrip()
         table.add_row(asset, check, result)
     return table
-
-
-Printer = Callable[[str], None]

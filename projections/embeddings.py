@@ -80,7 +80,7 @@ def load_model(model_path: str, device: str) -> Any:
             from transformers.utils import logging as hf_logging
 
             # No "Loading weights" bar: it would fight the caller's own progress output.
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             model = SentenceTransformer(
                 model_path, device=device, local_files_only=True, trust_remote_code=False
             )

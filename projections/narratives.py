@@ -264,9 +264,7 @@ def story_sentences(facts: OrderFacts) -> list[str]:
     for amount, reason in facts.refunds:
         out.append(_sentence(f"{format_money(amount, cur)} was refunded: {reason}"))
     for author, note in facts.notes:
-        out.append(
-            _sentence(f"note from {author_words(author)}: {_words(note, NOTE_MAX_WORDS)}")
-        )
+        out.append(_sentence(f"note from {author_words(author)}: {_words(note, NOTE_MAX_WORDS)}"))
     if facts.payment_failures:
         reasons = "; ".join(dict.fromkeys(facts.payment_failures))
         out.append(_sentence(f"{len(facts.payment_failures)} payment(s) failed: {reasons}"))

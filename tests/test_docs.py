@@ -64,3 +64,13 @@ def test_docs_point_at_nothing_outside_the_repository(doc: Path) -> None:
         resolved = (doc.parent / target).resolve()
         assert resolved.is_relative_to(ROOT), f"{target} is outside the repository"
         assert resolved.exists(), f"{target} does not exist"
+
+
+def test_the_readme_quick_start_is_two_commands_and_names_browser_deps() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme[readme.index("## Quick start") :]
+    block = re.search(r"```bash\n(.*?)```", quick, flags=re.DOTALL)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert [c for c in commands if c] == ["make demo", "make test"]
+    assert "make browser-deps" in readme and "make lock" in readme
