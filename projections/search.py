@@ -40,7 +40,7 @@ SCORE_MEANING = {
     "vector": "cosine similarity of the query and the text (1 = same direction, 0 = unrelated)",
     "fts": "BM25 relevance of the text's words to the query's words (unbounded; higher is better)",
     "hybrid": "reciprocal-rank fusion: the sum over the vector and the full-text ranking of "
-    "1/(60 + rank), rank 0 = best; 0.033 = first in both, 0.017 = first in one and absent "
+    "1/(60 + rank), rank 1 = best; 0.033 = first in both, 0.016 = first in one and absent "
     "from the other (only the order counts, not the distances)",
 }
 MAX_K = 1_000

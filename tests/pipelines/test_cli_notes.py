@@ -102,4 +102,8 @@ def test_search_says_which_mode_ran_and_what_its_score_means(built: Path) -> Non
     assert code == 2 and "--hybrid contradicts --mode fts" in err
     code, out, _ = run(built, "search", "refund", "--mode", "hybrid", "--k", "3", "--json")
     scores = [h["score"] for h in json.loads(out)]
-    assert len(scores) == 3 and all(0 < s <= 2 / 60 for s in scores)
+    assert len(scores) == 3 and all(0 < s <= 2 / 61 for s in scores)
+    # Each score is 1/(60 + r) for one list or the sum for both, ranks counted from 1.
+    singles = [1 / (60 + r) for r in range(1, 40)]
+    sums = singles + [a + b for a in singles for b in singles]
+    assert all(any(abs(s - v) < 2e-6 for v in sums) for s in scores), scores
