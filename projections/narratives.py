@@ -267,7 +267,8 @@ def story_sentences(facts: OrderFacts) -> list[str]:
         out.append(_sentence(f"note from {author_words(author)}: {_words(note, NOTE_MAX_WORDS)}"))
     if facts.payment_failures:
         reasons = "; ".join(dict.fromkeys(facts.payment_failures))
-        out.append(_sentence(f"{len(facts.payment_failures)} payment(s) failed: {reasons}"))
+        n = len(facts.payment_failures)
+        out.append(_sentence(f"{n} payment{'' if n == 1 else 's'} failed: {reasons}"))
     items = _items(facts)
     if items is not None:
         total = format_money(s.total_cents, cur)

@@ -132,7 +132,7 @@ def test_story_puts_outcome_and_notes_first_and_has_the_details() -> None:
         "Order of Ada Lovelace (customer c-7), now delivered. "
         "EUR 12.50 was refunded: damaged in transit. "
         "Note from customer: The parcel arrived soaked and the mug is cracked. "
-        "1 payment(s) failed: card declined. "
+        "1 payment failed: card declined. "
         "Items: 1 x Cast Iron Teapot, 1 x Blue Mug; total EUR 57.49. "
         "Discounts took EUR 5.00 off. "
         "EUR 57.49 captured of EUR 57.49 authorized. "
@@ -185,3 +185,9 @@ def test_a_support_agents_note_reads_as_words() -> None:
 )
 def test_author_words(author: str, words: str) -> None:
     assert author_words(author) == words
+
+
+def test_two_failed_payments_read_in_the_plural() -> None:
+    failures = [PaymentFailed("p-1", "card declined"), PaymentFailed("p-2", "card expired")]
+    story = story_of("o-7", [CREATED, MUG, *failures])
+    assert "2 payments failed: card declined; card expired." in story
