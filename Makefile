@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
+# Where pip finds local wheels (the CPU build of torch), from the environment or pip's config.
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(BIN)/pip config get global.find-links 2>/dev/null))
+
 # Refresh the lock after changing dependencies (or merging a branch that did): install
 # what pyproject.toml asks for without the old lock, then let uv resolve the whole set,
 # keeping every version already installed that still fits. torch stays the CPU build.
@@ -26,7 +29,7 @@ lock:
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip freeze --exclude-editable > $(VENV)/installed.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python \
-		$(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
+		$(if $(FIND_LINKS),--find-links $(FIND_LINKS)) \
 		--constraint $(VENV)/installed.txt --no-annotate --custom-compile-command 'make lock' \
 		--quiet -o $(LOCK)
 	touch $(STAMP)
