@@ -145,6 +145,7 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
             )
     hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder))
     console.print(f"[bold]Semantic search[/bold]: {SEARCH_QUERY!r}")
+    console.print(f"  score = {search.SCORE_MEANING['vector']}", highlight=False)
     for hit in hits:
         console.print(f"  {hit.score:.3f}  {hit.order_id}  {hit.text}")
     console.print(

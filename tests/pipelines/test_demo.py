@@ -26,6 +26,7 @@ def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) ->
     assert set(result.materialized) == ASSETS
     for text in ("analytics.orders", "Time travel", "Semantic search", "ledgerlake", "notebooks"):
         assert text in out
+    assert "score = cosine similarity of the query and the text" in out
     with lake_instance(lake) as instance:
         for name in ASSETS:
             assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
