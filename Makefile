@@ -5,13 +5,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# The exact versions the tests passed with (pyproject.toml keeps the lower bounds).
+LOCK := constraints.txt
 
-.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps
+.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "Installing LedgerLake and its dependencies into $(VENV) from $(LOCK):"
+	@echo "this takes a few minutes and about 3 GB of disk (torch, Dagster, LanceDB, JupyterLab)."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	touch $(STAMP)
+
+# Where pip finds local wheels (the CPU build of torch), from the environment or pip's config.
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(BIN)/pip config get global.find-links 2>/dev/null))
+
+# Refresh the lock after changing dependencies (or merging a branch that did): install
+# what pyproject.toml asks for without the old lock, then let uv resolve the whole set,
+# keeping every version already installed that still fits. torch stays the CPU build.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip freeze --exclude-editable > $(VENV)/installed.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python \
+		$(if $(FIND_LINKS),--find-links $(FIND_LINKS)) \
+		--constraint $(VENV)/installed.txt --no-annotate --custom-compile-command 'make lock' \
+		--quiet -o $(LOCK)
 	touch $(STAMP)
 
 demo: $(STAMP)

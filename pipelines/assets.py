@@ -1,7 +1,6 @@
 """Dagster assets: the event log (observed) and one asset per projection, named as the projection."""
 
 import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -47,7 +46,8 @@ WAREHOUSE_GROUP = "warehouse"
 VECTORS_GROUP = "vectors"
 TRAINING_GROUP = "training"
 PREVIEW_ROWS = 5
-TRAINING_FILE = Path("training") / "training_set.parquet"
+COLUMN_SCHEMA = "dagster/column_schema"  # the key the UI reads for an asset's Columns
+TRAINING_FILE = training.LAKE_TRAINING_FILE
 
 
 class ProjectionConfig(dg.Config):  # type: ignore[misc]
@@ -86,6 +86,30 @@ def preview_markdown(table: pa.Table) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def column_schema(schema: pa.Schema) -> dict[str, Any]:
+    """Dagster's table-schema metadata (the asset page's Columns) for an Arrow schema."""
+    columns = [dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
+    return {COLUMN_SCHEMA: dg.MetadataValue.table_schema(dg.TableSchema(columns=columns))}
+
+
+def sorted_preview(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The first PREVIEW_ROWS rows in ``keys`` order (a stable, readable preview)."""
+    return table.sort_by([(k, "ascending") for k in keys]).slice(0, PREVIEW_ROWS)
+
+
+def lance_preview(dataset: Any, columns: list[str]) -> pa.Table:
+    """The rows with the smallest keys (``columns[0]``), reading only the key column in full."""
+    key = columns[0]
+    smallest = sorted_preview(dataset.to_table(columns=[key]), [key]).column(key).to_pylist()
+    if not smallest:
+        return dataset.to_table(columns=columns, limit=0)  # type: ignore[no-any-return]
+    listed = ", ".join(
+        str(v) if isinstance(v, int) else vectors.sql_string(str(v)) for v in smallest
+    )
+    rows = dataset.to_table(columns=columns, filter=f"{key} IN ({listed})")
+    return sorted_preview(rows, [key])
+
+
 def warehouse_asset(projection: Projection) -> dg.AssetsDefinition:
     """The asset of one DuckDB projection: catch up (or rebuild) it, record what happened."""
 
@@ -114,6 +138,7 @@ def warehouse_asset(projection: Projection) -> dg.AssetsDefinition:
         context.log.info(f"{projection.name}: {report.to_json()}")
         metadata = _report_metadata(report, head)
         metadata["preview"] = preview_markdown(preview)
+        metadata |= column_schema(preview.schema)
         return dg.MaterializeResult(metadata=metadata)
 
     return _asset
@@ -143,10 +168,12 @@ def vector_asset(name: str, description: str) -> dg.AssetsDefinition:
             [report] = run(lake.root(), embedder.get(lake.root()), [name], log=log)
         store = vectors.VectorStore(lake.root(), create=False)
         table = store.open_table(store.require(name).table)
-        preview = table.head(PREVIEW_ROWS).select(PREVIEW_COLUMNS[name])
+        columns = PREVIEW_COLUMNS[name]
+        preview = lance_preview(table.to_lance(), columns)
         context.log.info(f"{name}: {report.to_json()}")
         metadata = _report_metadata(report, head)
         metadata["preview"] = preview_markdown(preview)
+        metadata |= column_schema(table.schema)
         return dg.MaterializeResult(metadata=metadata)
 
     return _asset
@@ -172,7 +199,7 @@ def training_set(
         summary = training.export_training(
             lake.root(), out, embedder=embedder.get(lake.root()), log=log
         )
-    preview = pq.read_table(out, columns=TRAINING_PREVIEW).slice(0, PREVIEW_ROWS)
+    preview = sorted_preview(pq.read_table(out, columns=TRAINING_PREVIEW), TRAINING_PREVIEW[:2])
     context.log.info(f"training_set: {summary.to_json()}")
     return dg.MaterializeResult(
         metadata={
@@ -186,11 +213,12 @@ def training_set(
             "path": dg.MetadataValue.path(str(out)),
             "duration_s": dg.MetadataValue.float(round(time.perf_counter() - began, 4)),
             "preview": preview_markdown(preview),
+            **column_schema(pq.read_schema(out)),
         }
     )
 
 
-PREVIEW_SQL = "SELECT * FROM {view} LIMIT $n"
+PREVIEW_SQL = "SELECT * FROM {view} ORDER BY ALL LIMIT $n"  # sorted by each column in turn
 PREVIEW_COLUMNS = {
     vectors.EVENT_NARRATIVES: ["position", "order_id", "event_type", "text"],
     vectors.ORDER_STORIES: ["order_id", "status", "last_position", "text"],

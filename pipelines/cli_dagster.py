@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,20 @@ def ui_environment(lake: Path, home: Path, embedder: str, base: dict[str, str]) 
     return env
 
 
+def stoppable_by_signals() -> None:
+    """Let SIGINT and SIGTERM stop the ``dagster dev`` this process is about to become.
+
+    A script that starts a job in the background (``ledgerlake ui &``) makes it ignore
+    SIGINT, and an ignored signal stays ignored across exec. Python then installs no
+    KeyboardInterrupt handler, and dagster dev, which gives SIGTERM the SIGINT handler,
+    would ignore both and run on. With SIGINT back to its default, the new interpreter
+    raises KeyboardInterrupt on SIGINT and dagster dev on SIGTERM too, and shuts its
+    webserver and daemon down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
@@ -57,7 +72,7 @@ def register(app: typer.Typer) -> None:
             "sentence-transformers"
         ),
     ) -> None:
-        """Open the Dagster UI for this lake (dagster dev on 127.0.0.1; Ctrl-C stops it)."""
+        """Open the Dagster UI for this lake (dagster dev on 127.0.0.1; Ctrl-C or SIGTERM stops it)."""
         from eventlog.log import EventLog
         from pipelines.instance import dagster_home
         from pipelines.resources import EMBEDDER_KINDS
@@ -72,7 +87,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"Dagster UI for lake {lake} on http://127.0.0.1:{port} (Ctrl-C stops it)")
         sys.stdout.flush()
         env = ui_environment(lake, home, embedder, dict(os.environ))
-        # exec: `ledgerlake ui` becomes `dagster dev`, which handles SIGINT and stops its children.
+        stoppable_by_signals()
+        # exec: `ledgerlake ui` becomes `dagster dev`, which stops its children on SIGINT/SIGTERM.
         os.execve(sys.executable, ui_command(port), env)
 
     @app.command("demo")

@@ -33,6 +33,7 @@ from eventlog.envelope import (
 from eventlog.errors import InvalidInputError
 from eventlog.log import AppendRequest, EventLog
 from pipelines.cli_common import exit_codes, lake_of, print_json
+from pipelines.cli_output import note_empty_read
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 APPEND_KEYS = (
@@ -447,7 +448,8 @@ def register(app: typer.Typer) -> None:
                         tables = [_filter_types(log.read_stream(stream), types)]
                     else:
                         tables = log.read(after=after, event_types=types)
-                    _emit(tables, limit, stream, after)
+                    if not _emit(tables, limit, stream, after) and not follow:
+                        note_empty_read(stream, log.stream_version(stream) if stream else None)
                 except KeyboardInterrupt:
                     pass
                 except BrokenPipeError:

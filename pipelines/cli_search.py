@@ -7,7 +7,7 @@ stderr saying how to build it, nothing written).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +16,8 @@ import typer
 from eventlog.envelope import parse_time
 from eventlog.errors import InvalidInputError
 from pipelines.cli_common import exit_codes, lake_of, print_json
+from pipelines.cli_output import note
+from pipelines.cli_time import optional_time
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ModelOpt = Annotated[
@@ -39,10 +41,6 @@ def parse_duration(text: str) -> timedelta:
             f"cannot parse duration {text!r}; expected a positive amount like 14d, 36h or 2w"
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else parse_time(text)
 
 
 def _embedder(model: str | None, lake: Path) -> object:
@@ -118,17 +116,26 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--known-at", help="Only what had been recorded by K (recorded_at <= K)."),
         ] = None,
-        hybrid: Annotated[
-            bool, typer.Option("--hybrid", help="Combine vector and full-text search (RRF).")
-        ] = False,
+        hybrid: Annotated[bool, typer.Option("--hybrid", help="Same as --mode hybrid.")] = False,
+        mode: Annotated[
+            str | None,
+            typer.Option(
+                "--mode",
+                help="vector (meaning), fts (words) or hybrid (both, fused by rank); default: "
+                "the best measured per level (events: vector, orders: fts).",
+                show_default=False,
+            ),
+        ] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Semantic search over event narratives or order stories."""
-        from projections.search import search, validate_query
+        """Search event narratives or order stories by meaning, by words, or both."""
+        from projections.search import SCORE_MEANING, search, search_mode, validate_query
 
         lake = lake_of(ctx)
         with exit_codes():
-            t_since, t_until, t_known = _time(since), _time(until), _time(known_at)
+            t_since = optional_time(since, "--since")
+            t_until = optional_time(until, "--until")
+            t_known = optional_time(known_at, "--known-at")
             validate_query(
                 query,
                 k=k,
@@ -148,11 +155,16 @@ def register(app: typer.Typer) -> None:
                 since=t_since,
                 until=t_until,
                 known_at=t_known,
-                hybrid=hybrid,
+                mode=search_mode(mode, hybrid, "events" if t_known else level),
             )
+        if not hits:
+            note("no results: nothing matched the query and filters")
         if json_out:
             print_json([h.to_json() for h in hits])
             return
+        if hits:
+            how = search_mode(mode, hybrid, "events" if t_known else level)
+            typer.echo(f"{how} search; score = {SCORE_MEANING[how]}")
         for i, h in enumerate(hits, 1):
             when = h.occurred_at.isoformat() if h.occurred_at else "-"
             kind = h.event_type or h.status or ""

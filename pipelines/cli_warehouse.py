@@ -8,11 +8,9 @@ read or write a file outside the warehouse.
 
 from __future__ import annotations
 
-import csv
 import re
-import sys
-from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
 
 import duckdb
 import typer
@@ -20,19 +18,16 @@ import typer
 from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
-from pipelines.cli_common import exit_codes, fail, lake_of, print_json
+from pipelines.cli_common import exit_codes, lake_of, print_json
+from pipelines.cli_output import output_format, print_rows
+from pipelines.cli_state import print_state, validity_window, window_json
+from pipelines.cli_time import cli_time, optional_time
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 ORDER_EXISTS = "SELECT count(*) FROM analytics.order_events WHERE order_id = $order_id"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
@@ -109,22 +104,27 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         order_id: Annotated[str, typer.Argument(help="The order id.")],
         as_of: Annotated[
-            str | None, typer.Option("--as-of", help="Valid time T (ISO 8601 with offset).")
+            str | None,
+            typer.Option(
+                "--as-of", help="Valid time T (ISO 8601 with offset, or a date: its start in UTC)."
+            ),
         ] = None,
         known_at: Annotated[
             str | None,
-            typer.Option("--known-at", help="Transaction time K (ISO 8601 with offset)."),
+            typer.Option(
+                "--known-at", help="Transaction time K (ISO 8601 with offset, or a date)."
+            ),
         ] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """An order's state as of a time, optionally as it was known at another time."""
-        from projections.temporal import as_time, state_as_of
+        from projections.temporal import state_as_of
         from projections.warehouse import connect
 
         with exit_codes():
             validate_stream_id(order_id)
-            at = as_time(as_of, "--as-of") if as_of is not None else END_OF_TIME
-            known = as_time(known_at, "--known-at") if known_at is not None else None
+            at = cli_time(as_of, "--as-of") if as_of is not None else END_OF_TIME
+            known = optional_time(known_at, "--known-at")
             con = connect(lake_of(ctx), read_only=True)
             try:
                 found = con.execute(ORDER_EXISTS, {"order_id": order_id}).fetchone()
@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
                         "(run 'ledgerlake project' if it was just written)"
                     )
                 result = state_as_of(con, order_id, at, known)
+                window = validity_window(con, order_id, at, known or END_OF_TIME)
             finally:
                 con.close()
         if result is None:  # a valid answer, not an error: it did not exist then
@@ -144,10 +145,9 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"order {order_id!r} did not exist {when}")
             return
         if json_out:
-            print_json(result)
+            print_json(result | window_json(window))
             return
-        for key, value in result.items():
-            typer.echo(f"{key:<18} {value}")
+        print_state(result, window)
 
     @app.command()
     def sql(
@@ -155,13 +155,19 @@ def register(app: typer.Typer) -> None:
         query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
         json_out: JsonOpt = False,
         csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+        tsv_out: Annotated[
+            bool,
+            typer.Option("--tsv", help="Print TSV (the default when stdout is not a terminal)."),
+        ] = False,
     ) -> None:
-        """Run a read-only SQL query on the warehouse (writes are refused, exit 2)."""
+        """Run a read-only SQL query on the warehouse (writes are refused, exit 2).
+
+        In a terminal the rows print as an aligned table; piped, as TSV.
+        """
         from projections.warehouse import connect
 
-        if json_out and csv_out:
-            fail("choose one of --json and --csv", 2)
         with exit_codes():
+            fmt = output_format(json_out=json_out, csv_out=csv_out, tsv_out=tsv_out)
             con = connect(lake_of(ctx), read_only=True)
             try:
                 sandbox(con)
@@ -174,30 +180,17 @@ def register(app: typer.Typer) -> None:
                     raise InvalidInputError(f"query failed: {exc}") from None
             finally:
                 con.close()
-        if json_out:
-            print_json([{n: _plain(v) for n, v in zip(names, r, strict=True)} for r in rows])
-        elif csv_out:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(names)
-            writer.writerows([[_plain(v) for v in r] for r in rows])
-        else:
-            typer.echo("\t".join(names))
-            for r in rows:
-                typer.echo("\t".join("" if v is None else str(_plain(v)) for v in r))
+        print_rows(names, rows, fmt)
 
     @app.command()
     def lag(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-        """How far each projection is behind the log, in events and seconds; stale ones."""
-        from projections import runner
+        """How far each warehouse table, vector store and the training set is behind the log."""
+        from pipelines.cli_lag import everything_behind, print_behind
 
-        with exit_codes(), EventLog.open_read_only(lake_of(ctx)) as log:
-            lags = runner.lag(log)
+        lake = lake_of(ctx)
+        with exit_codes(), EventLog.open_read_only(lake) as log:
+            rows = everything_behind(lake, log)
         if json_out:
-            print_json([x.to_json() for x in lags])
+            print_json([x.to_json() for x in rows])
             return
-        for x in lags:
-            stale = " STALE (code changed; 'ledgerlake project' rebuilds it)" if x.stale else ""
-            typer.echo(
-                f"{x.name:<13} at {x.position:>10} of {x.head:<10} "
-                f"lag {x.lag_events} events, {x.lag_seconds:.1f}s{stale}"
-            )
+        print_behind(rows)

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
+from pipelines.demo_progress import check_rows, checks_table, run_with_progress
 
 MARKER = ".ledgerlake-demo.json"
 SEARCH_QUERY = "the parcel arrived damaged and the customer asked for their money back"
@@ -84,19 +85,18 @@ def materialize_everything(
 
     defs = build_definitions(lake=str(lake), embedder_kind=embedder)
     job = defs.resolve_job_def("catch_up")
-    with (
-        lake_instance(lake) as instance,
-        console.status("materializing every asset through Dagster (job catch_up)..."),
-    ):
-        return job.execute_in_process(
-            instance=instance, run_config=QUIET_LOGS, raise_on_error=False
-        )
+    graph = defs.resolve_asset_graph()
+    keys = job.asset_layer.executable_asset_keys
+    total = sum(1 for key in keys if graph.get(key).is_materializable)  # not the observed log
+    console.print("materializing every asset through Dagster (job catch_up):")
+    with lake_instance(lake) as instance:
+        return run_with_progress(job, instance, QUIET_LOGS, console, total)
 
 
 def summarize_run(
     result: dg.ExecuteInProcessResult, console: Console
 ) -> tuple[list[str], int, list[str]]:
-    """Print one line per materialized asset; return (assets, checks passed, checks failed)."""
+    """Print the assets and the checks as tables; return (assets, checks passed, checks failed)."""
     table = Table("asset", "rows", "positions applied", "lag (events)", "seconds")
     materialized = []
     for event in result.get_asset_materialization_events():
@@ -112,15 +112,10 @@ def summarize_run(
             f"{float(str(meta.get('duration_s', 0.0))):.2f}",
         )
     console.print(table)
-    evaluations = [
-        e.asset_check_evaluation_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    failed = [
-        f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in evaluations if not ev.passed
-    ]
-    return materialized, len(evaluations) - len(failed), failed
+    checks = check_rows(result)
+    console.print(checks_table(checks))
+    failed = [f"{asset}:{check}" for asset, check, ok, _ in checks if not ok]
+    return materialized, len(checks) - len(failed), failed
 
 
 def tour(lake: Path, embedder: str, console: Console) -> None:
@@ -150,6 +145,7 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
             )
     hits = search.search(lake, SEARCH_QUERY, k=3, embedder=make_embedder(embedder, lake=lake))
     console.print(f"[bold]Semantic search[/bold]: {SEARCH_QUERY!r}")
+    console.print(f"  score = {search.SCORE_MEANING['vector']}", highlight=False)
     for hit in hits:
         console.print(f"  {hit.score:.3f}  {hit.order_id}  {hit.text}")
     console.print(

@@ -86,7 +86,10 @@ def load_model(model_path: str, device: str) -> Any:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             quiet_transformers()
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            # No "Loading weights" bar: it would fight the caller's own progress output.
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             model = SentenceTransformer(
                 model_path, device=device, local_files_only=True, trust_remote_code=False
             )

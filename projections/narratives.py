@@ -57,6 +57,15 @@ def format_money(cents: int, currency: str) -> str:
     return f"{currency} {sign}{amount}".strip() if currency else f"{sign}{amount} (minor units)"
 
 
+def author_words(author: str) -> str:
+    """A note's author as words: ``support:Lars`` reads ``support agent Lars``."""
+    team, sep, name = author.partition(":")
+    if sep and team.strip() and name.strip():
+        agent = "agent" if team.strip() == "support" else "member"
+        return f"{team.strip()} {agent} {name.strip()}"
+    return author.strip() or "someone"
+
+
 def _words(text: str, limit: int) -> str:
     words = text.split()
     return " ".join(words) if len(words) <= limit else " ".join(words[:limit]) + " …"
@@ -217,7 +226,8 @@ def narrate(event: OrderEvent, facts: OrderFacts) -> str:
             )
         case CustomerNoteAdded():
             text = (
-                f"note from {event.author} on {_whose(facts)}: {_words(event.note, NOTE_MAX_WORDS)}"
+                f"note from {author_words(event.author)} on {_whose(facts)}: "
+                f"{_words(event.note, NOTE_MAX_WORDS)}"
             )
         case _:
             assert_never(event)
@@ -254,10 +264,11 @@ def story_sentences(facts: OrderFacts) -> list[str]:
     for amount, reason in facts.refunds:
         out.append(_sentence(f"{format_money(amount, cur)} was refunded: {reason}"))
     for author, note in facts.notes:
-        out.append(_sentence(f"note from {author}: {_words(note, NOTE_MAX_WORDS)}"))
+        out.append(_sentence(f"note from {author_words(author)}: {_words(note, NOTE_MAX_WORDS)}"))
     if facts.payment_failures:
         reasons = "; ".join(dict.fromkeys(facts.payment_failures))
-        out.append(_sentence(f"{len(facts.payment_failures)} payment(s) failed: {reasons}"))
+        n = len(facts.payment_failures)
+        out.append(_sentence(f"{n} payment{'' if n == 1 else 's'} failed: {reasons}"))
     items = _items(facts)
     if items is not None:
         total = format_money(s.total_cents, cur)

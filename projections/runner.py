@@ -1,7 +1,8 @@
 """The projection runner: catch up, rebuild blue-green, report lag and staleness.
 
-Each projection's rows live in a physical table ``<schema>.<name>__<build>`` behind the
-view ``<schema>.<name>`` that readers query. ``catch_up`` applies the events after the
+Each projection's rows live in a physical table ``builds.<name>__<build>`` behind the
+view ``<schema>.<name>`` that readers query (the builds have their own schema, so listing
+``analytics`` or ``temporal`` shows only what readers should query). ``catch_up`` applies the events after the
 checkpoint, data and checkpoint in one DuckDB transaction per batch. ``rebuild``
 builds ``__<build+1>`` from position 0 and, in the same transaction, points the view at
 it, moves the checkpoint and drops the old table: readers see the old table until the
@@ -45,6 +46,7 @@ from projections.tables import (
 from projections.temporal import ORDER_STATES, install_macros
 from projections.warehouse import (
     ADVANCE_CHECKPOINT,
+    BUILDS_SCHEMA,
     CREATE_SCHEMAS,
     UPSERT_CHECKPOINT,
     Checkpoint,
@@ -204,7 +206,8 @@ def _params(sql: str, lo: int, hi: int) -> dict[str, int]:
 
 
 def _table_name(projection: Projection, build: int) -> str:
-    return f"{identifier(projection.schema)}.{identifier(projection.name)}__{int(build)}"
+    # Projection names are unique (they are the checkpoint keys), so one schema holds all builds.
+    return f"{BUILDS_SCHEMA}.{identifier(projection.name)}__{int(build)}"
 
 
 def _point_view(con: Any, projection: Projection, table: str) -> None:

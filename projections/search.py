@@ -34,6 +34,16 @@ from projections.vectors import (
 
 Level = Literal["events", "orders"]
 LEVELS: tuple[str, ...] = ("events", "orders")
+MODES: tuple[str, ...] = ("vector", "fts", "hybrid")
+DEFAULT_MODES = {"events": "vector", "orders": "fts"}
+"""Per level, the mode with the best nDCG@10 on the labelled evaluation set (docs/search.md)."""
+SCORE_MEANING = {
+    "vector": "cosine similarity of the query and the text (1 = same direction, 0 = unrelated)",
+    "fts": "BM25 relevance of the text's words to the query's words (unbounded; higher is better)",
+    "hybrid": "reciprocal-rank fusion: the sum over the vector and the full-text ranking of "
+    "1/(60 + rank), rank 1 = best; 0.033 = first in both, 0.016 = first in one and absent "
+    "from the other (only the order counts, not the distances)",
+}
 MAX_K = 1_000
 NPROBES = 20
 REFINE_FACTOR = 5
@@ -134,23 +144,40 @@ def _story_where(
 
 
 def _query(
-    tbl: Any, vector: Any, text: str, where: str | None, limit: int, hybrid: bool
+    tbl: Any, vector: Any, text: str, where: str | None, limit: int, mode: str
 ) -> list[dict[str, Any]]:
-    q = (
-        tbl.search(query_type="hybrid").vector(vector).text(text)
-        if hybrid
-        else tbl.search(vector, query_type="vector")
-    )
-    q = q.distance_type("cosine").nprobes(NPROBES).refine_factor(REFINE_FACTOR).ef(EF).limit(limit)
+    if mode == "fts":
+        q = tbl.search(text, query_type="fts").limit(limit)
+    else:
+        q = (
+            tbl.search(query_type="hybrid").vector(vector).text(text)
+            if mode == "hybrid"
+            else tbl.search(vector, query_type="vector")
+        )
+        q = q.distance_type("cosine").nprobes(NPROBES).refine_factor(REFINE_FACTOR).ef(EF)
+        q = q.limit(limit)
     if where:
         q = q.where(where, prefilter=True)
     rows: list[dict[str, Any]] = q.to_arrow().drop_columns(["vector"]).to_pylist()
     for row in rows:
-        if hybrid:
+        if mode == "hybrid":
             row["score"] = float(row["_relevance_score"])
+        elif mode == "fts":
+            row["score"] = float(row["_score"])
         else:
             row["score"] = 1.0 - float(row["_distance"])
     return rows
+
+
+def search_mode(mode: str | None, hybrid: bool, level: str = "events") -> str:
+    """The mode to search with: ``mode`` if given, ``hybrid`` for the flag, else the level's default."""
+    if mode is None:
+        return "hybrid" if hybrid else DEFAULT_MODES.get(level, "vector")
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if hybrid and mode != "hybrid":
+        raise InvalidInputError(f"--hybrid contradicts --mode {mode}")
+    return mode
 
 
 def _query_embedder(alias: Alias, embedder: Embedder | None, lake: Path) -> Embedder:
@@ -231,12 +258,17 @@ def search(
     known_at: datetime | None = None,
     hybrid: bool = False,
     embedder: Embedder | None = None,
+    mode: str | None = None,
     store: VectorStore | None = None,
 ) -> list[SearchHit]:
-    """The ``k`` events (or orders) nearest in meaning to ``query``, best first, filtered.
+    """The ``k`` events (or orders) that best match ``query``, best first, filtered.
 
+    ``mode``: ``vector`` (meaning), ``fts`` (words, BM25) or ``hybrid`` (both, fused by
+    rank); None means ``hybrid`` when ``hybrid`` is true, else the level's DEFAULT_MODES.
     A long-lived caller (the server) passes its ``store`` to keep the tables open.
     """
+    # With known_at the orders level searches the event narratives: their default applies.
+    how = search_mode(mode, hybrid, "events" if known_at is not None else level)
     validate_query(
         query, k=k, level=level, event_type=event_type, since=since, until=until, known_at=known_at
     )
@@ -247,7 +279,7 @@ def search(
         vector = enc.encode([query])[0]
         where = _event_where(event_type, customer, since, until, known_at)
         limit = k if level == "events" else min(MAX_K * 10, k * 20)
-        rows = _query(store.open_table(alias.table), vector, query, where, limit, hybrid)
+        rows = _query(store.open_table(alias.table), vector, query, where, limit, how)
         if level == "events":
             return [_event_hit(r) for r in rows]
         assert known_at is not None
@@ -261,7 +293,7 @@ def search(
         query,
         _story_where(customer, since, until),
         k,
-        hybrid,
+        how,
     )
     return [
         SearchHit(

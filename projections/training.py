@@ -70,6 +70,12 @@ class TrainingSummary:
         }
 
 
+LAKE_TRAINING_FILE = Path("training") / "training_set.parquet"
+"""Where, inside a lake, the training_set asset writes (``ledgerlake lag`` reads it)."""
+HEAD_KEY = "ledgerlake.head"
+"""Schema metadata of the exported file: the log head it was made from (``ledgerlake lag``)."""
+
+
 def default_cutoffs(
     first: datetime, last: datetime, horizon: timedelta, step: timedelta = CUTOFF_STEP
 ) -> list[datetime]:
@@ -176,6 +182,7 @@ def export_training(
     own = log is None
     the_log = EventLog.open_read_only(lake) if log is None else log
     try:
+        head = the_log.head()  # before reading: the file holds at least the events up to it
         histories = _order_histories(the_log)
     finally:
         if own:
@@ -203,7 +210,7 @@ def export_training(
     vectors = enc.encode(texts)[[index[r["story"]] for r in rows]]
     table = training_table(rows, vectors, enc.dimension)
     table = table.replace_schema_metadata(
-        {"model": enc.name, "horizon_s": str(horizon.total_seconds())}
+        {"model": enc.name, "horizon_s": str(horizon.total_seconds()), HEAD_KEY: str(head)}
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from projections.embeddings import Embedder, model_slug
 from projections.narratives import OrderFacts, add_record, narrate, order_story
 from projections.report import ProjectionReport
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: "support agent Lars" (not "support:Lars"), "2 payments failed"
 EVENT_NARRATIVES = "event_narratives"
 ORDER_STORIES = "order_stories"
 PROJECTIONS: tuple[str, ...] = (EVENT_NARRATIVES, ORDER_STORIES)

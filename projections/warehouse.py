@@ -20,16 +20,25 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.envelope import ENVELOPE_SCHEMA
-from eventlog.errors import IntegrityError, InvalidInputError, LedgerLakeError, StorageError
+from eventlog.errors import (
+    IntegrityError,
+    InvalidInputError,
+    LakeNotFoundError,
+    LedgerLakeError,
+    StorageError,
+)
 from eventlog.log import EventLog
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 SCHEMAS = ("analytics", "temporal", "meta")
+BUILDS_SCHEMA = "builds"
+"""The schema of the projections' physical tables (``builds.orders__2``); readers use views."""
 
 CREATE_SCHEMAS = """
 CREATE SCHEMA IF NOT EXISTS analytics;
 CREATE SCHEMA IF NOT EXISTS temporal;
 CREATE SCHEMA IF NOT EXISTS meta;
+CREATE SCHEMA IF NOT EXISTS builds;
 CREATE TABLE IF NOT EXISTS meta.macros (version VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS meta.checkpoints (
     name VARCHAR PRIMARY KEY,
@@ -109,6 +118,11 @@ def connect(
     """
     path = warehouse_path(lake)
     if read_only and not path.exists():
+        root = path.parent
+        if not (root / "tail.sqlite").exists() and not (root / "events").exists():
+            raise LakeNotFoundError(
+                f"no lake at {root}; create one with 'ledgerlake generate' or 'ledgerlake append'"
+            )
         raise WarehouseNotFoundError(f"no warehouse at {path}; build it with 'ledgerlake project'")
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s

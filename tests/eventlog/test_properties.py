@@ -9,27 +9,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eventlog.decider import fold, handle, load_state
 from eventlog.envelope import NewEvent
-from eventlog.errors import ConcurrencyError, InvalidInputError, LedgerLakeError
+from eventlog.errors import ConcurrencyError, InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders import (
     ORDER_DECIDER,
     AddCustomerNote,
     AddItem,
     ApplyDiscount,
+    AuthorizePayment,
     CancelOrder,
+    CapturePayment,
     CreateOrder,
+    DeliverOrder,
+    FailPayment,
+    IssueRefund,
     RemoveItem,
+    ShipOrder,
+    UpdateShippingAddress,
     state_from_json,
 )
+from eventlog.orders.errors import OrderRuleError
 from tests.support.logs import T0, ManualClock, created, note
 
+# Enough examples to reach the rarer paths (paid, shipped, refunded), and shrinking on, so
+# a failure comes back as the smallest history that shows it.
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -115,6 +125,8 @@ def test_random_appends_keep_every_invariant(
 
 
 skus = st.sampled_from(["sku-a", "sku-b", "sku-c"])
+PAYMENT_IDS = st.sampled_from(["p-1", "p-2"])
+AMOUNT = st.one_of(st.just(-1), st.integers(1, 20_000))
 order_command = st.one_of(
     st.tuples(st.just("add"), skus, st.integers(1, 4), st.integers(0, 5000)),
     st.tuples(st.just("remove"), skus, st.integers(1, 4), st.just(0)),
@@ -125,7 +137,27 @@ order_command = st.one_of(
         st.just("note"), st.text(min_size=1, max_size=30).filter(str.strip), st.just(0), st.just(0)
     ),
     st.tuples(st.just("cancel"), st.just("changed my mind"), st.just(0), st.just(0)),
+    # payments and shipping; amount -1 stands for "what the order needs now" (its total)
+    st.tuples(st.just("address"), st.sampled_from(["Lyon", "Leeds"]), st.just(0), st.just(0)),
+    st.tuples(st.just("authorize"), PAYMENT_IDS, st.just(0), AMOUNT),
+    st.tuples(st.just("capture"), PAYMENT_IDS, st.just(0), AMOUNT),
+    st.tuples(st.just("fail"), PAYMENT_IDS, st.just(0), st.just(0)),
+    st.tuples(st.just("ship"), st.sampled_from(["DHL", "UPS"]), st.just(0), st.just(0)),
+    st.tuples(st.just("deliver"), st.just(""), st.just(0), st.just(0)),
+    st.tuples(st.just("refund"), st.just("damaged"), st.just(0), AMOUNT),
 )
+HAPPY_PATH = [
+    (0, ("add", "sku-a", 2, 500)),
+    (0, ("address", "Lyon", 0, 0)),
+    (0, ("authorize", "p-1", 0, -1)),
+    (0, ("capture", "p-1", 0, -1)),
+    (0, ("ship", "DHL", 0, 0)),
+    (0, ("deliver", "", 0, 0)),
+    (0, ("refund", "damaged", 0, 300)),
+    (1, ("add", "sku-b", 1, 700)),
+    (1, ("fail", "p-9", 0, 0)),
+    (1, ("cancel", "changed my mind", 0, 0)),
+]
 
 
 def _create(order_id: str) -> CreateOrder:
@@ -140,8 +172,33 @@ def _create(order_id: str) -> CreateOrder:
     )
 
 
-def _command(order_id: str, at: Any, spec: tuple[str, str, int, int]) -> Any:
+def _command(order_id: str, at: Any, spec: tuple[str, str, int, int], total: int = 0) -> Any:
     kind, text, qty, price = spec
+    amount = max(total, 1) if price == -1 else price
+    if kind == "address":
+        return UpdateShippingAddress(
+            order_id=order_id,
+            at=at,
+            recipient="Ada",
+            street="1 Rue",
+            city=text,
+            postal_code="69001",
+            country="FR",
+        )
+    if kind == "authorize":
+        return AuthorizePayment(
+            order_id=order_id, at=at, payment_id=text, amount_cents=amount, method="card"
+        )
+    if kind == "capture":
+        return CapturePayment(order_id=order_id, at=at, payment_id=text, amount_cents=amount)
+    if kind == "fail":
+        return FailPayment(order_id=order_id, at=at, payment_id=text, reason="declined")
+    if kind == "ship":
+        return ShipOrder(order_id=order_id, at=at, carrier=text, tracking_number="T-1")
+    if kind == "deliver":
+        return DeliverOrder(order_id=order_id, at=at)
+    if kind == "refund":
+        return IssueRefund(order_id=order_id, at=at, amount_cents=amount, reason=text)
     if kind == "add":
         return AddItem(
             order_id=order_id,
@@ -165,6 +222,7 @@ def _command(order_id: str, at: Any, spec: tuple[str, str, int, int]) -> Any:
     commands=st.lists(st.tuples(st.integers(0, 2), order_command), max_size=30),
     seal_every=st.integers(1, 10),
 )
+@example(commands=HAPPY_PATH, seal_every=3)
 def test_fold_of_read_back_events_equals_the_write_model(
     commands: list[tuple[int, tuple[str, str, int, int]]], seal_every: int
 ) -> None:
@@ -176,11 +234,34 @@ def test_fold_of_read_back_events_equals_the_write_model(
         outcomes: Counter[str] = Counter()
         for i, (which, spec) in enumerate(commands):
             oid = orders[which]
+            head = log.head()
+            version, before = load_state(log, ORDER_DECIDER, oid)
+            total = before.total_cents
+            command = _command(oid, T0 + timedelta(minutes=i), spec, total)
             try:
-                handle(log, ORDER_DECIDER, oid, _command(oid, T0 + timedelta(minutes=i), spec))
-                outcomes["ok"] += 1
-            except LedgerLakeError:
+                result = handle(log, ORDER_DECIDER, oid, command)
+            except (OrderRuleError, InvalidInputError):  # a business "no" or a bad amount
                 outcomes["rejected"] += 1
+                assert log.head() == head, f"a rejected {spec[0]} wrote events"
+                continue
+            outcomes["ok"] += 1
+            outcomes["events"] += len(result.events)
+            assert log.head() == head + len(result.events)
+            assert [e.version for e in result.events] == [
+                version + 1 + k for k in range(len(result.events))
+            ]
+        assert outcomes["ok"] + outcomes["rejected"] == len(commands)
+        assert log.head() == len(orders) + outcomes["events"]
+        if commands == HAPPY_PATH:  # the explicit example reaches every status
+            first = load_state(log, ORDER_DECIDER, orders[0])[1]
+            second = load_state(log, ORDER_DECIDER, orders[1])[1]
+            assert (first.status, first.captured_cents, first.refunded_cents) == (
+                "delivered",
+                1000,
+                300,
+            )
+            assert (second.status, second.payment_failures) == ("cancelled", 1)
+            assert outcomes == Counter({"ok": 10, "events": 10})
         for oid in orders:
             records = log.read_stream(oid)
             events = [

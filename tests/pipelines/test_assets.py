@@ -79,7 +79,8 @@ def test_every_asset_materializes_with_outputs_and_metadata(
         assert meta[name]["model"] == "hashing-64" and meta[name]["to_position"] == head
         assert "text" in meta[name]["preview"]
     training = pq.read_table(small_lake / "training" / "training_set.parquet")
-    assert meta["training_set"]["rows"] == training.num_rows > 0
+    assert meta["training_set"]["rows"] == training.num_rows == 38  # SMALL, seed 3
+    assert meta["training_set"]["positives"] == 4
     assert meta["training_set"]["orders"] == len(set(training.column("order_id").to_pylist()))
     assert meta["training_set"]["head_read"] == head
 
@@ -108,13 +109,13 @@ def test_rebuild_config_builds_a_new_table_from_position_zero(
     materialize(small_lake, instance)
     config = {"ops": {"orders": {"config": {"rebuild": True}}}}
     meta = materialize(small_lake, instance, config)
-    assert meta["orders"]["rebuilt"] is True and meta["orders"]["table"] == "analytics.orders__2"
+    assert meta["orders"]["rebuilt"] is True and meta["orders"]["table"] == "builds.orders__2"
     assert meta["orders"]["from_position"] == head_of(small_lake)
     assert meta["customers"]["rebuilt"] is False
     con = connect(small_lake, read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM analytics.orders").fetchone()[0] == 60
-        tables = con.execute(TABLES, {"schema": "analytics"}).fetchall()
+        tables = con.execute(TABLES, {"schema": "builds"}).fetchall()
     finally:
         con.close()
     assert ("orders__2",) in tables and ("orders__1",) not in tables

@@ -11,6 +11,7 @@ from rich.console import Console
 from pipelines.demo import run_demo
 from pipelines.instance import lake_instance
 from tests.support.dagster_ui import ASSETS, LEDGERLAKE, materialized_assets, start_ui
+from tests.support.terminal import in_terminal
 
 
 def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) -> None:
@@ -20,19 +21,47 @@ def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) ->
     console = Console(record=True, width=200)
     result = run_demo(lake, orders=40, days=30, seed=11, embedder="hashing", console=console)
     out = console.export_text()
-    assert result.ok and not result.checks_failed and result.checks_passed >= 16
+    # 17 checks: every one the definitions hold, each evaluated once by the run.
+    assert result.ok and result.checks_failed == [] and result.checks_passed == 17
     assert set(result.materialized) == ASSETS
     for text in ("analytics.orders", "Time travel", "Semantic search", "ledgerlake", "notebooks"):
         assert text in out
     # the tour ends by telling how to open the search page
     assert out.rindex("serve") > out.rindex("search 'late delivery'")
     assert "http://127.0.0.1:8765/" in out and "search page" in out
+    assert "score = cosine similarity of the query and the text" in out
     with lake_instance(lake) as instance:
         for name in ASSETS:
             assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
     # A second demo on the same lake reuses the log and appends nothing.
     again = run_demo(lake, orders=40, days=30, seed=11, embedder="hashing", console=console)
     assert again.ok and again.events == result.events
+
+
+def test_demo_in_a_terminal_shows_each_asset_as_it_finishes_and_the_checks(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    shown = in_terminal(
+        "--lake", str(lake), "demo", "--orders", "30", "--days", "30", "--embedder", "hashing"
+    )
+    assert shown.code == 0, shown.terminal[-3000:] + shown.stderr
+    lines = shown.terminal.splitlines()
+    progress = [line.split()[1:3] for line in lines if line.startswith("  materialized ")]
+    assert sorted(name for name, _ in progress) == sorted(ASSETS)
+    assert [count for _, count in progress] == [f"({i}/10):" for i in range(1, 11)]
+    # The lines come while the run goes, before the summary of the run.
+    first_progress = next(i for i, line in enumerate(lines) if line.startswith("  materialized "))
+    summary = next(i for i, line in enumerate(lines) if line.startswith("Dagster run "))
+    assert first_progress < summary
+    assert any(line.strip() == "Checks: 17 of 17 passed" for line in lines)
+    rows = [
+        line for line in lines if line.startswith("│") and ("passed" in line or "FAILED" in line)
+    ]
+    assert len(rows) == 17 and all(row.split("│")[3].strip() == "passed" for row in rows)
+    # Nothing animates over anything else: no spinner frames, no tqdm bars.
+    assert not set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏") & set(shown.terminal)
+    assert "it/s]" not in shown.terminal + shown.stderr
 
 
 def test_demo_refuses_a_lake_it_did_not_create(lake: Path, log: object) -> None:

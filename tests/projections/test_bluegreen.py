@@ -87,7 +87,7 @@ def test_reader_never_sees_an_empty_or_partial_table_during_rebuild(lake: Path) 
     assert len(seen) > 3
     assert all(s == (*expected, *expected_states) for s in seen), set(seen)
     assert len(tables) >= 2, "the reader should have watched at least one switch"
-    assert checkpoints(con)["orders"].table_name == "analytics.orders__4"
+    assert checkpoints(con)["orders"].table_name == "builds.orders__4"
     leftovers = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'orders__%'"
     ).fetchall()

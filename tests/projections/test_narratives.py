@@ -24,6 +24,7 @@ from eventlog.orders.events import (
 from projections.narratives import (
     OrderFacts,
     add_fact,
+    author_words,
     format_money,
     narrate,
     narrate_history,
@@ -131,7 +132,7 @@ def test_story_puts_outcome_and_notes_first_and_has_the_details() -> None:
         "Order of Ada Lovelace (customer c-7), now delivered. "
         "EUR 12.50 was refunded: damaged in transit. "
         "Note from customer: The parcel arrived soaked and the mug is cracked. "
-        "1 payment(s) failed: card declined. "
+        "1 payment failed: card declined. "
         "Items: 1 x Cast Iron Teapot, 1 x Blue Mug; total EUR 57.49. "
         "Discounts took EUR 5.00 off. "
         "EUR 57.49 captured of EUR 57.49 authorized. "
@@ -152,5 +153,41 @@ def test_story_stays_within_the_word_budget_keeping_the_notes() -> None:
 
 def test_narratives_are_pure_and_deterministic() -> None:
     events = [e for e, _ in HISTORY]
-    assert narrate_history("o-1", events) == narrate_history("o-1", events)
-    assert story_of("o-1", events) == story_of("o-1", events)
+    kept = list(events)
+    first = narrate_history("o-1", events)
+    assert first == [text for _, text in HISTORY]  # the exact sentences, not just stable ones
+    story = story_of("o-1", events)
+    assert story.startswith("Order of Ada Lovelace (customer c-7), now delivered.")
+    # Calling again, in another order, gives the same text and leaves the events alone.
+    assert story_of("o-1", events) == story and narrate_history("o-1", events) == first
+    assert events == kept
+
+
+def test_a_support_agents_note_reads_as_words() -> None:
+    note = CustomerNoteAdded("support:Lars", "Claim filed with DHL.")
+    got = narrate_history("o-6", [CREATED, note])
+    assert got[1] == "Note from support agent Lars on Ada Lovelace's order: Claim filed with DHL."
+    story = story_of("o-6", [CREATED, note])
+    assert "Note from support agent Lars: Claim filed with DHL." in story
+    assert "support:" not in story
+
+
+@pytest.mark.parametrize(
+    ("author", "words"),
+    [
+        ("customer", "customer"),
+        ("support:Tomás", "support agent Tomás"),
+        ("warehouse:Kofi", "warehouse member Kofi"),
+        (" support : Mei ", "support agent Mei"),
+        ("support:", "support:"),
+        ("", "someone"),
+    ],
+)
+def test_author_words(author: str, words: str) -> None:
+    assert author_words(author) == words
+
+
+def test_two_failed_payments_read_in_the_plural() -> None:
+    failures = [PaymentFailed("p-1", "card declined"), PaymentFailed("p-2", "card expired")]
+    story = story_of("o-7", [CREATED, MUG, *failures])
+    assert "2 payments failed: card declined; card expired." in story

@@ -35,7 +35,7 @@ def test_checkpoint_moves_with_each_committed_batch(lake: Path) -> None:
     assert (cp.position, cp.code_version, cp.table_name, cp.build) == (
         12,
         "1",
-        "analytics.order_events__1",
+        "builds.order_events__1",
         1,
     )
     assert cp.recorded_at is not None
@@ -79,7 +79,7 @@ def test_changed_code_version_marks_stale_and_catch_up_rebuilds(
         catch_up(log, rebuild_stale=False)
     reports = {r.name: r for r in catch_up(log)}
     assert reports["orders"].rebuilt and not reports["order_events"].rebuilt
-    assert reports["orders"].extra["table"] == "analytics.orders__2"
+    assert reports["orders"].extra["table"] == "builds.orders__2"
     assert not {x.name: x for x in lag(log)}["orders"].stale
     log.close()
 

@@ -14,6 +14,8 @@ import duckdb
 import pytest
 
 from eventlog.envelope import NewEvent
+from eventlog.errors import LakeNotFoundError
+from eventlog.log import EventLog
 from projections.runner import catch_up
 from projections.warehouse import (
     WarehouseBusyError,
@@ -48,6 +50,9 @@ def test_schemas_and_utc(lake: Path) -> None:
 
 
 def test_read_only_open_needs_a_warehouse_and_refuses_writes(lake: Path) -> None:
+    with pytest.raises(LakeNotFoundError, match=f"no lake at {lake}; create one"):
+        connect(lake, read_only=True)
+    EventLog.open(lake).close()
     with pytest.raises(WarehouseNotFoundError, match="ledgerlake project"):
         connect(lake, read_only=True)
     connect(lake).close()

@@ -93,6 +93,24 @@ class DagsterUI:
         return self.process.returncode
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
+def session_processes(session: int) -> list[int]:
+    """The ids of the live (not zombie) processes of a session (the UI and its children)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == session:  # state, ppid, pgrp, session
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 WORKSPACE_READY = """
 query { workspaceOrError { __typename ... on Workspace { locationEntries {
   name locationOrLoadError { __typename } } } } }
@@ -106,8 +124,13 @@ def start_ui(
     embedder: str = "hashing",
     port: int | None = None,
     timeout: float = 180.0,
+    like_a_background_job: bool = False,
 ) -> DagsterUI:
-    """Start `ledgerlake --lake LAKE ui` and wait until its code location has loaded."""
+    """Start `ledgerlake --lake LAKE ui` and wait until its code location has loaded.
+
+    ``like_a_background_job`` starts it the way a shell script's ``ledgerlake ui &`` does:
+    with SIGINT (and SIGQUIT) ignored.
+    """
     port = port or free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = log_path.open("wb")
@@ -119,6 +142,7 @@ def start_ui(
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        preexec_fn=_ignore_interrupts if like_a_background_job else None,
     )
     ui = DagsterUI(process, port, log_path, lake)
     deadline = time.monotonic() + timeout
@@ -182,3 +206,15 @@ def materialized_assets(ui: DagsterUI) -> dict[str, bool]:
         for n in nodes
         if n["isMaterializable"]
     }
+
+
+RUN_ASSETS = """
+query R($id: ID!) { runOrError(runId: $id) { ... on Run {
+  assetMaterializations { assetKey { path } } } } }
+"""
+
+
+def run_materialized(ui: DagsterUI, run_id: str) -> set[str]:
+    """The assets one run materialized."""
+    run = ui.graphql(RUN_ASSETS, {"id": run_id})["runOrError"]
+    return {"/".join(m["assetKey"]["path"]) for m in run["assetMaterializations"]}

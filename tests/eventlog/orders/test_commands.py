@@ -167,8 +167,13 @@ def test_typed_constructors() -> None:
         IssueRefund,
         AddCustomerNote,
     ):
-        assert make(cls.__name__) == make(cls.__name__)
-        assert isinstance(make(cls.__name__), cls)
+        direct = cls(order_id="o-1", at=AT, **VALID[cls.__name__])
+        assert make(cls.__name__) == direct and isinstance(direct, cls)
+        if VALID[cls.__name__]:  # equal by value: one field changed makes another command
+            field, value = next(iter(VALID[cls.__name__].items()))
+            other = value + 1 if isinstance(value, int) else f"{value}-x"
+            assert make(cls.__name__, **{field: other}) != direct
+        assert make(cls.__name__, order_id="o-2") != direct
 
 
 # --- command_from_json ------------------------------------------------------------------
