@@ -19,7 +19,7 @@ import typer
 
 from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, fail, lake_of, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             names = list(only) if only else None
             runner.select(names)
-            with EventLog.open_read_only(lake_of(ctx)) as log:
+            with open_order_log(lake_of(ctx), read_only=True) as log:
                 run = runner.rebuild if rebuild else runner.catch_up
                 reports = run(log, None, names, batch_size=batch_size)
         if json_out:
@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
         """How far each projection is behind the log, in events and seconds; stale ones."""
         from projections import runner
 
-        with exit_codes(), EventLog.open_read_only(lake_of(ctx)) as log:
+        with exit_codes(), open_order_log(lake_of(ctx), read_only=True) as log:
             lags = runner.lag(log)
         if json_out:
             print_json([x.to_json() for x in lags])

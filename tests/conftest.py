@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.orders.log import open_order_log
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Set for the test process only (never at import time of the packages).
@@ -30,8 +32,7 @@ def lake(tmp_path: Path) -> Path:
 @pytest.fixture
 def log(lake: Path) -> Iterator[object]:
     """An EventLog on a fresh lake with the Order registry, closed after the test."""
-    from eventlog.log import EventLog
 
-    event_log = EventLog.open(lake)
+    event_log = open_order_log(lake)
     yield event_log
     event_log.close()

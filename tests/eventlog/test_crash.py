@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from eventlog.parts import list_parts, temp_files
 from tests.support.logs import CRASH_POINTS, writer_command
 
@@ -40,7 +41,7 @@ def _every_published_part_reads(lake: Path) -> None:
 def _check_after_crash(lake: Path, acks: Path) -> EventLog:
     """Open (repairing), then: verify clean, every acknowledged append present."""
     _every_published_part_reads(lake)
-    log = EventLog.open(lake, seal_on_close=False)
+    log = open_order_log(lake, seal_on_close=False)
     report = log.verify()
     assert report.ok, report.problems
     assert temp_files(log.events_dir) == []
@@ -76,7 +77,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(lake: Path, tmp_
         log = _check_after_crash(lake, acks)
         log.tail.close()
     assert len(_acked(acks)) > KILLS
-    log = EventLog.open(lake)
+    log = open_order_log(lake)
     assert log.head() >= max(int(a["last"]) for a in _acked(acks))  # type: ignore[call-overload]
     log.close()
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 from tests.projections.test_tables import CREATED_C1, O1, O2, O3, ev, t
 from tests.support.histories import RECORDED_T0, StepClock, open_log
@@ -56,7 +56,7 @@ def test_project_then_lag_is_zero(lake_with_orders: Path) -> None:
     lag = cli(lake_with_orders, "lag", "--json")
     assert lag.exit_code == 0
     assert {x["name"]: x["lag_events"] for x in json.loads(lag.stdout)} == dict.fromkeys(reports, 0)
-    log = EventLog.open(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=1)))
+    log = open_order_log(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=1)))
     log.append("o3", [ev("CustomerNoteAdded", t(5, 9), author="a", note="n")])
     log.close()
     lag = json.loads(cli(lake_with_orders, "lag", "--json").stdout)

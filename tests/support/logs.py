@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from eventlog.envelope import NewEvent
+from eventlog.orders.log import open_order_log
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -140,10 +141,9 @@ def _ack(fh: Any, record: dict[str, Any]) -> None:
 def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
     """Append n times to random shared streams with the version this worker last read."""
     from eventlog.errors import ConcurrencyError
-    from eventlog.log import EventLog
 
     rng = random.Random(int(worker))
-    log = EventLog.open(lake, seal_max_events=40, seal_on_close=False)
+    log = open_order_log(lake, seal_max_events=40, seal_on_close=False)
     Path(out + ".ready").touch()
     go = Path(out).parent / "go"
     while not go.exists():  # start together, so the workers really race
@@ -179,26 +179,27 @@ CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts")
 
 def _install_crash_point(point: str) -> None:
     """Make the process die at one exact step of the commit protocol."""
-    from eventlog import log as log_module
+    from eventlog import maintenance as maintenance_module
     from eventlog import parts as parts_module
+    from eventlog import storage as storage_module
 
-    if point == "after_publish":  # part published, SQLite not committed
-        original = log_module.EventLog._publish
+    if point == "after_publish":  # part published, the tail not committed
+        original = storage_module.PartStore.publish
 
         def publish_then_die(self: Any, date: str, table: pa.Table) -> Any:
             original(self, date, table)
             os._exit(9)
 
-        log_module.EventLog._publish = publish_then_die  # type: ignore[method-assign]
+        storage_module.PartStore.publish = publish_then_die  # type: ignore[method-assign]
     elif point == "before_commit":  # every part published, rows deleted, no commit
-        original_seal = log_module.EventLog._seal_locked
+        original_seal = maintenance_module.Maintenance.seal_locked
 
-        def seal_then_die(self: Any, conn: Any) -> None:
-            original_seal(self, conn)
-            if self.tail.meta("sealed_head") > 0:
+        def seal_then_die(self: Any) -> None:
+            original_seal(self)
+            if self.log.tail.meta("sealed_head") > 0:
                 os._exit(9)
 
-        log_module.EventLog._seal_locked = seal_then_die  # type: ignore[method-assign]
+        maintenance_module.Maintenance.seal_locked = seal_then_die  # type: ignore[method-assign]
     elif point == "after_tmp":  # temp file written and fsynced, never published
 
         def die_on_link(src: Any, dst: Any) -> None:
@@ -206,7 +207,7 @@ def _install_crash_point(point: str) -> None:
 
         parts_module.os.link = die_on_link  # type: ignore[assignment]
     elif point == "between_parts":  # a bulk append published some of its parts, not all
-        original_publish = log_module.publish_part
+        original_publish = storage_module.publish_part
 
         def publish_some_then_die(staged: Any) -> Any:
             part = original_publish(staged)
@@ -216,19 +217,18 @@ def _install_crash_point(point: str) -> None:
                     os._exit(9)
             return part
 
-        log_module.publish_part = publish_some_then_die  # type: ignore[assignment]
+        storage_module.publish_part = publish_some_then_die  # type: ignore[assignment]
     else:
         raise SystemExit(f"unknown crash point {point!r}; expected one of {CRASH_POINTS}")
 
 
 def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
     """Append forever (tail appends, seals, bulk appends) until killed; ack each success."""
-    from eventlog.log import EventLog
 
     if point:
         _install_crash_point(point)
     rng = random.Random(int(seed))
-    log = EventLog.open(
+    log = open_order_log(
         lake, seal_max_events=25, bulk_threshold=10_000, bulk_part_rows=100, seal_on_close=False
     )
     with open(acks, "a") as fh:
