@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps
+.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps postgres-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,13 @@ demo: $(STAMP)
 browser-deps:
 	@bash scripts/ensure-chromium.sh
 
-test: $(STAMP) browser-deps
+postgres-deps:
+	@bash scripts/ensure-postgres.sh
+
+test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) postgres-deps
 	$(BIN)/python -m pytest -m "not slow" -x -q
 
 lint: $(STAMP)
@@ -33,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) postgres-deps
 	$(BIN)/python -m benchmarks
 
 ui: $(STAMP)

@@ -118,12 +118,13 @@ class EventLog:
         # the last committed tail rows with their decoded (payload, metadata): read back free
         self._recent: dict[int, tuple[TailRow, Decoded]] = {}
         self.store = PartStore(self.events_dir)
+        self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         if not read_only:
             try:
                 self.store.create()
             except OSError as exc:
+                self.tail.close()
                 raise StorageError(f"cannot create {self.events_dir}: {exc}") from None
-        self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         self.heads = LaggingHeads(self.tail, self._read_locked, self._write, bulk_heads_lag)
         self.maintenance = Maintenance(self)
         try:

@@ -1,5 +1,5 @@
-"""The log commands of ``ledgerlake``: generate, append, handle, read, seal, verify, compact,
-info, repair.
+"""The log commands of ``ledgerlake``: init, generate, append, handle, read, seal, verify,
+compact, info, repair.
 
 Exit codes: 0 done, 1 integrity problem, 2 bad input (nothing written), 3 concurrency
 conflict, 4 business rule rejected, 5 storage refused. See docs/cli.md.
@@ -456,6 +456,35 @@ def register(app: typer.Typer) -> None:
                     os.dup2(devnull, sys.stdout.fileno())
             finally:
                 log.close()
+
+    @app.command()
+    def init(
+        ctx: typer.Context,
+        tail: Annotated[
+            str | None,
+            typer.Option(
+                "--tail",
+                help="Commit to PostgreSQL: postgresql://USER@HOST:PORT/DB, without a password "
+                "(give it with PGPASSWORD or ~/.pgpass). Default: <lake>/tail.sqlite.",
+            ),
+        ] = None,
+        schema: Annotated[
+            str, typer.Option(help="The PostgreSQL schema that holds this lake's tail.")
+        ] = "ledgerlake",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Create a lake and its tail; with --tail, record the PostgreSQL URL in <lake>/lake.toml."""
+        from eventlog.lake import init_lake
+
+        lake = lake_of(ctx)
+        with exit_codes():
+            init_lake(lake, tail=tail, schema=schema)
+            with open_existing(lake) as log:
+                where = log.tail.describe()
+        if json_out:
+            print_json({"lake": str(lake), "tail": where})
+        else:
+            _say(f"lake {lake} commits to {where}")
 
     @app.command()
     def seal(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -7,12 +7,24 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from eventlog.orders.log import open_order_log
+from tests.support.backends import BACKENDS
 from tests.support.logs import writer_command
 
 WORKERS = 4
 APPENDS = 60
 STREAMS = 5
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """An empty lake of each backend: the writers share nothing but it."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    BACKENDS[request.param](request, path)
+    return path
 
 
 def test_processes_racing_on_shared_streams_lose_and_duplicate_nothing(

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -21,9 +20,19 @@ import pytest
 from eventlog.log import EventLog
 from eventlog.orders.log import open_order_log
 from eventlog.parts import list_parts, temp_files
+from tests.support.backends import BACKENDS
 from tests.support.logs import CRASH_POINTS, writer_command
 
 KILLS = 25
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """An empty lake of each backend (the writer process finds its tail in the lake)."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    BACKENDS[request.param](request, path)
+    return path
 
 
 def _acked(acks: Path) -> list[dict[str, object]]:
@@ -83,11 +92,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(lake: Path, tmp_
 
 
 def _meta(lake: Path, key: str) -> int:
-    conn = sqlite3.connect(lake / "tail.sqlite")
+    """A counter as the tail holds it, read without repairing anything."""
+    log = open_order_log(lake, read_only=True)
     try:
-        return int(conn.execute(f"SELECT {key} FROM counters").fetchone()[0])
+        return log.tail.meta(key)
     finally:
-        conn.close()
+        log.tail.close()
 
 
 def _sealed_head(lake: Path) -> int:
