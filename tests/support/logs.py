@@ -4,6 +4,7 @@ Run as a script, this module is the writer process of the concurrency and crash 
 
     python tests/support/logs.py concurrent LAKE WORKER N STREAMS OUT
     python tests/support/logs.py crash LAKE SEED ACKS [CRASH_POINT]
+    python tests/support/logs.py writers LAKE WORKER SECONDS OUT
 
 Each successful append is written to a side file and fsynced *after* the call returned,
 so the file lists only acknowledged appends; a crash point makes the process
@@ -259,6 +260,93 @@ def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
                 )
 
 
+def _many_writers(lake: str, worker: str, seconds: str, out: str) -> None:
+    """Append and handle commands on shared streams for ``seconds``; ack each success.
+
+    Raw appends carry their own event ids and the version this writer last read (a clash
+    is counted); commands carry command ids. A storage error (the database restarting)
+    is retried with the same ids until it goes through: a retry never doubles an event.
+    """
+    from eventlog.errors import ConcurrencyError, LedgerLakeError, StorageError
+    from eventlog.handler import CommandHandler
+    from eventlog.orders import ORDER_DECIDER, AddCustomerNote, CreateOrder
+
+    rng = random.Random(int(worker))
+    log = open_order_log(lake, seal_max_events=200, seal_on_close=False)
+    handler = CommandHandler(log, ORDER_DECIDER)
+    Path(out + ".ready").touch()
+    go = Path(out).parent / "go"
+    while not go.exists():
+        time.sleep(0.005)
+    deadline = time.monotonic() + float(seconds)
+    clashes = storage_errors = 0
+
+    def retried(call: Any) -> Any:
+        nonlocal storage_errors
+        while True:
+            try:
+                return call()
+            except StorageError:
+                storage_errors += 1
+                time.sleep(0.2)
+
+    with open(out, "w") as fh:
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            if rng.random() < 0.5:
+                sid = f"shared-{rng.randrange(6)}"
+                events = [
+                    note(f"w{worker} #{i} e{k}", event_id=str(uuid.uuid4()))
+                    for k in range(rng.randint(1, 3))
+                ]
+                try:
+                    version = retried(lambda sid=sid: log.stream_version(sid))
+                    res = retried(
+                        lambda sid=sid, events=events, version=version: log.append(
+                            sid, events, expected_version=version
+                        )
+                    )
+                except ConcurrencyError:
+                    clashes += 1
+                    continue
+                ids = [e.event_id for e in events]
+            else:
+                oid = f"order-{rng.randrange(8)}"
+                at = T0 + timedelta(seconds=i)
+                if retried(lambda oid=oid: log.stream_version(oid)) == 0:
+                    cmd: Any = CreateOrder(
+                        order_id=oid,
+                        at=at,
+                        customer_id="c-1",
+                        customer_name="Ada",
+                        customer_email="ada@example.com",
+                        currency="EUR",
+                        channel="web",
+                    )
+                else:
+                    cmd = AddCustomerNote(
+                        order_id=oid, at=at, author="support", note=f"w{worker} #{i}"
+                    )
+                cid = f"w{worker}-{i}"
+                try:
+                    result = retried(
+                        lambda oid=oid, cmd=cmd, cid=cid: handler.handle(oid, cmd, command_id=cid)
+                    )
+                except ConcurrencyError:
+                    clashes += 1
+                    continue
+                except LedgerLakeError:  # an order another writer created first
+                    continue
+                if result.append is None:
+                    continue
+                res = result.append
+                ids = [e.event_id for e in result.events]
+            _ack(fh, {"first": res.first_position, "last": res.last_position, "event_ids": ids})
+        _ack(fh, {"clashes": clashes, "storage_errors": storage_errors})
+    log.tail.close()
+
+
 def _forever() -> Iterator[int]:
     i = 0
     while True:
@@ -272,5 +360,7 @@ if __name__ == "__main__":
         _concurrent(*rest)
     elif mode == "crash":
         _crash(*rest)
+    elif mode == "writers":
+        _many_writers(*rest)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
