@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 # The exact versions the tests passed with (pyproject.toml keeps the lower bounds).
 LOCK := constraints.txt
 
-.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps lock
+.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps lock postgres-deps
 
 $(STAMP): pyproject.toml $(LOCK)
 	@echo "Installing LedgerLake and its dependencies into $(VENV) from $(LOCK):"
@@ -40,10 +40,13 @@ demo: $(STAMP)
 browser-deps:
 	@bash scripts/ensure-chromium.sh
 
-test: $(STAMP) browser-deps
+postgres-deps:
+	@bash scripts/ensure-postgres.sh
+
+test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) postgres-deps
 	$(BIN)/python -m pytest -m "not slow" -x -q
 
 lint: $(STAMP)
@@ -53,7 +56,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) postgres-deps
 	$(BIN)/python -m benchmarks
 
 .PHONY: serve

@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.common import Result, median, percentile
-from eventlog.decider import handle, handle_many
+from eventlog.handler import CommandHandler
 from eventlog.log import EventLog
 from eventlog.orders import ORDER_DECIDER, AddItem, CreateOrder
+from eventlog.orders.log import open_order_log
 from eventlog.parts import WRITE_OPTIONS
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -106,14 +107,15 @@ def _add(i: int, k: int = 0) -> AddItem:
 # ----------------------------------------------------------------- single command
 def _single_command(workdir: Path, n: int) -> list[Result]:
     """Ours and the peer's commands interleaved, so both see the same machine load."""
-    log = EventLog.open(workdir / "single")
+    log = open_order_log(workdir / "single")
     app, order_cls = _peer_app(workdir / "peer-single.db")
+    handler = CommandHandler(log, ORDER_DECIDER)
     ours: list[float] = []
     peer: list[float] = []
     for i in range(n // 2):
         for command in (_create(i), _add(i)):
             start = time.perf_counter()
-            handle(log, ORDER_DECIDER, command.order_id, command)
+            handler.handle(command.order_id, command)
             ours.append(time.perf_counter() - start)
         start = time.perf_counter()
         order = order_cls(f"c-{i % 97}", "Ada Lovelace", "ada@example.com", "EUR", "web")
@@ -213,7 +215,8 @@ def _peer_batched(
 
 
 def _group_commit(workdir: Path, commands: int, batch: int) -> float:
-    log = EventLog.open(workdir / "group")
+    log = open_order_log(workdir / "group")
+    handler = CommandHandler(log, ORDER_DECIDER)
     total = 0.0
     events = 0
     for lo in range(0, commands, batch):
@@ -222,7 +225,7 @@ def _group_commit(workdir: Path, commands: int, batch: int) -> float:
         adds = [(f"order-{i}", _add(i, k)) for i in ids for k in range(3)]
         start = time.perf_counter()
         for chunk in (creates, adds):
-            results = handle_many(log, ORDER_DECIDER, chunk, read_back=False)
+            results = handler.handle_many(chunk, read_back=False)
             events += sum(
                 len(r.events)
                 or (r.append.last_position - r.append.first_position + 1 if r.append else 0)
@@ -235,7 +238,7 @@ def _group_commit(workdir: Path, commands: int, batch: int) -> float:
 
 def _bulk(workdir: Path, rows: int, streams: int) -> tuple[EventLog, float, float, int]:
     """Build the big log with append_batch in 100k-row batches; returns events/s and limit."""
-    log = EventLog.open(workdir / "bulk", seal_on_close=False)
+    log = open_order_log(workdir / "bulk", seal_on_close=False)
     ours = limit = 0.0
     batch = 100_000
     for lo in range(0, rows, batch):

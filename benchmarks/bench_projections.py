@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from benchmarks.common import Result, percentile
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from projections.runner import catch_up, rebuild
 from projections.temporal import orders_as_of, state_as_of
 from projections.warehouse import connect
@@ -106,7 +107,7 @@ def build_log(lake: Path, events: int, seed: int = 7, first_order: int = 0) -> t
         rows.extend(order_history(i, rng))
         i += 1
     rows.sort(key=lambda r: r[3])
-    log = EventLog.open(lake, seal_on_close=False)
+    log = open_order_log(lake, seal_on_close=False)
     for start in range(0, len(rows), 200_000):
         chunk = rows[start : start + 200_000]
         log.append_batch(

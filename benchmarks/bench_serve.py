@@ -48,12 +48,12 @@ def _env() -> dict[str, str]:
 
 def _build_lake(lake: Path, quick: bool) -> None:
     from eventlog.generate import generate
-    from eventlog.log import EventLog
+    from eventlog.orders.log import open_order_log
     from projections.embeddings import default_embedder
     from projections.onnx_embedder import model_cache_dir
     from projections.vectors import catch_up_vectors
 
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         generate(log, orders=100 if quick else 400, days=45, seed=42)
     catch_up_vectors(lake, default_embedder(cache_dir=model_cache_dir(lake), device="cpu"))
 
@@ -193,22 +193,23 @@ def _cold_cli(lake: Path) -> list[Result]:
 
 
 def _in_process_commands(lake: Path, n: int) -> float:
-    from eventlog.decider import handle
-    from eventlog.log import EventLog
+    from eventlog.handler import CommandHandler
     from eventlog.orders.commands import command_from_json
     from eventlog.orders.decider import ORDER_DECIDER
+    from eventlog.orders.log import open_order_log
 
     now = datetime.now(UTC)
-    with EventLog.open(lake, seal_on_close=False) as log:
+    with open_order_log(lake, seal_on_close=False) as log:
+        handler = CommandHandler(log, ORDER_DECIDER)
         order = {"order_id": "ord-bench-local", "customer_id": "c", "customer_name": "B"}
         create = {"command": "CreateOrder", **order, "customer_email": "b@example.com"}
         create |= {"currency": "EUR", "channel": "web"}
-        handle(log, ORDER_DECIDER, "ord-bench-local", command_from_json(create, now=now))
+        handler.handle("ord-bench-local", command_from_json(create, now=now))
         start = time.perf_counter()
         for i in range(n):
             note = {"command": "AddCustomerNote", "order_id": "ord-bench-local"}
             cmd = command_from_json(note | {"author": "a", "note": f"n{i}"}, now=now)
-            handle(log, ORDER_DECIDER, "ord-bench-local", cmd)
+            handler.handle("ord-bench-local", cmd)
         return n / (time.perf_counter() - start)
 
 

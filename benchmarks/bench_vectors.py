@@ -18,18 +18,18 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.common import Result, percentile
+from eventlog.orders.log import open_order_log
 
 DIM = 384
 
 
 def _embed_throughput(workdir: Path, quick: bool) -> list[Result]:
-    from eventlog.generate import generate
-    from eventlog.log import EventLog
+    from eventlog.orders.generate import generate
     from projections.embeddings import SentenceTransformerEmbedder
     from projections.vectors import EVENT_NARRATIVES, VectorStore, catch_up_vectors
 
     lake = workdir / "lake"
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         generate(log, orders=150 if quick else 1_000, days=30, seed=42)
         events = log.head()
     emb = SentenceTransformerEmbedder(batch_size=128)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eventlog.envelope import RecordedEvent, records_from_batch
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 
 HERE = Path(__file__).resolve().parent
 EVAL_FILE = HERE / "search_eval.json"
@@ -40,7 +40,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 def note_themes() -> list[tuple[str, bool, re.Pattern[str]]]:
     """(theme, written by support, pattern) for every note template of the generator."""
-    from eventlog.generate import NOTES, SUPPORT_NOTES
+    from eventlog.orders.world import NOTES, SUPPORT_NOTES
 
     out = []
     for support, table in ((False, NOTES), (True, SUPPORT_NOTES)):
@@ -292,7 +292,7 @@ def build(lake: Path) -> dict[str, Any]:
 
     if not (lake / "tail.sqlite").exists():
         generate(lake, **LAKE)
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with open_order_log(lake, read_only=True) as log:
         head = log.head()
         records = records_from_batch(log.read_all())
     labelled = label(records)

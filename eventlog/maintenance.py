@@ -1,4 +1,9 @@
-"""Repair: the only code that removes files from a lake, and the catalog's adoption.
+"""Maintenance of a lake: seal, compact, and repair (the only code that removes files).
+
+Sealing moves the tail's events into parts: under the writer lock, one part per
+recorded date is published, then its catalog row, the sealed head and the deletion of
+the sealed tail rows commit in one tail transaction. Compaction merges a date's
+consecutive parts and commits the replacement the same way.
 
 Writers call ``repair_locked`` under the writer lock when they find a dead writer's
 in-flight marker, a leftover temp file or parts compaction replaced long enough ago.
@@ -20,8 +25,8 @@ and never a file because of its name.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -30,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlog import catalog
-from eventlog.envelope import to_micros
+from eventlog.envelope import from_micros, to_micros
 from eventlog.errors import IntegrityError
-from eventlog.parts import Part, file_sha256, list_parts, read_part, remove_files, temp_files
+from eventlog.parts import Part, file_sha256, read_part
+from eventlog.tails import TailRow
+from eventlog.values import tail_table
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -52,38 +58,33 @@ class RepairReport:
         return {"adopted": self.adopted, "removed": self.removed, "kept": self.kept}
 
 
-def _marker_spans(log: EventLog) -> list[tuple[int, int]]:
-    spans = []
-    for marker in log._markers():
-        try:
-            text = marker.read_text().split()
-        except FileNotFoundError:
-            continue
-        if len(text) == 2 and all(t.isdigit() for t in text):
-            spans.append((int(text[0]), int(text[1])))
-    return spans
+def repair_locked(log: EventLog) -> list[str]:
+    """Remove what dead writers left and replaced parts past their grace; returns reasons.
 
-
-def repair_locked(log: EventLog, conn: sqlite3.Connection) -> list[str]:
-    """Remove what dead writers left and replaced parts past their grace; returns reasons."""
+    Under the writer lock: no writer of this lake is mid-write, so temp files and the
+    uncommitted files in a marker's span are a dead writer's. Never a catalogued live
+    part, never a file because of its name.
+    """
+    store, tail = log.store, log.tail
     removed: list[str] = []
-    for tmp in temp_files(log.events_dir):
+    temps = store.temp_files()
+    for tmp in temps:
         removed.append(f"{tmp.parent.name}/{tmp.name}: temp file of a write that never finished")
-    remove_files(temp_files(log.events_dir))
-    known = catalog.catalogued_names(conn)
-    spans = _marker_spans(log)
+    store.remove(temps)
+    known = tail.catalogued_names()
+    spans = store.marker_spans()
     dead = [
         p
-        for p in list_parts(log.events_dir)
+        for p in store.list_files()
         if p.name not in known and any(lo <= p.first and p.last <= hi for lo, hi in spans)
     ]
     removed += [f"{p.name}: published by a writer that died before committing it" for p in dead]
-    remove_files([p.path for p in dead])
+    store.remove([p.path for p in dead])
     cutoff = to_micros(log.clock()) - log.replaced_grace // timedelta(microseconds=1)
-    old = [name for name, at in catalog.replaced_parts(conn) if at <= cutoff]
-    remove_files([log.events_dir / name for name in old])
+    old = [name for name, at in tail.replaced_parts() if at <= cutoff]
+    store.remove([store.events_dir / name for name in old])
     for name in old:
-        catalog.forget_part(conn, name)
+        tail.forget_part(name)
     removed += [f"{name}: replaced by compaction" for name in old]
     return removed
 
@@ -92,30 +93,30 @@ def repair_lake(log: EventLog, *, stray_grace: timedelta = timedelta(hours=1)) -
     """The explicit repair (see the module docstring); ``log`` opened with ``check=False``."""
     adopted: list[str] = []
     kept: list[str] = []
-    with log._write() as conn:
+    with log._write():
         meta = log.tail.metas()
-        live = catalog.live_parts(conn, log.events_dir)
+        live = log.tail.live_parts()
         if not live and meta["sealed_head"] > 0:
-            adopted = _adopt(log, conn, upto=meta["sealed_head"])
-        elif not live and meta["head"] == 0 and list_parts(log.events_dir):
-            adopted = _adopt(log, conn, upto=None)
-        removed = repair_locked(log, conn)
-        known = catalog.catalogued_names(conn)
+            adopted = _adopt(log, upto=meta["sealed_head"])
+        elif not live and meta["head"] == 0 and log.store.list_files():
+            adopted = _adopt(log, upto=None)
+        removed = repair_locked(log)
+        known = log.tail.catalogued_names()
         now = time.time()
-        strays = [p for p in list_parts(log.events_dir) if p.name not in known]
+        strays = [p for p in log.store.list_files() if p.name not in known]
         for p in strays:
             age = now - p.path.stat().st_mtime
             if age >= stray_grace.total_seconds():
                 removed.append(f"{p.name}: stray file, not in the catalog")
-                remove_files([p.path])
+                log.store.remove([p.path])
             else:
                 kept.append(f"{p.name}: stray file younger than the grace period; left")
-    for marker in log._markers():
+    for marker in log.store.markers():
         marker.unlink(missing_ok=True)
     return RepairReport(adopted, removed, kept)
 
 
-def _adopt(log: EventLog, conn: sqlite3.Connection, *, upto: int | None) -> list[str]:
+def _adopt(log: EventLog, *, upto: int | None) -> list[str]:
     """Catalog the parts that tile [1, upto] after checking each one's content.
 
     A file counts only when the positions inside it are exactly the dense range its
@@ -124,7 +125,7 @@ def _adopt(log: EventLog, conn: sqlite3.Connection, *, upto: int | None) -> list
     goes as far as the parts reach and the tail is rebuilt from them.
     """
     checked: dict[int, list[tuple[Part, pa.Table]]] = {}
-    for part in list_parts(log.events_dir):
+    for part in log.store.list_files():
         try:
             table = read_part(
                 part, ["position", "stream_type", "stream_id", "version", "metadata", "recorded_at"]
@@ -151,9 +152,9 @@ def _adopt(log: EventLog, conn: sqlite3.Connection, *, upto: int | None) -> list
         )
     for part, _ in chosen:
         size = part.path.stat().st_size
-        catalog.add_part(conn, _with_hash(part, size))
+        log.tail.add_part(_with_hash(part, size))
     if upto is None and chosen:
-        _rebuild_tail(log, conn, [t for _, t in chosen])
+        _rebuild_tail(log, [t for _, t in chosen])
     return [p.name for p, _ in chosen]
 
 
@@ -161,11 +162,11 @@ def _with_hash(part: Part, size: int) -> Part:
     return Part(part.first, part.last, part.date, part.path, size, file_sha256(part.path))
 
 
-def _rebuild_tail(log: EventLog, conn: sqlite3.Connection, tables: list[pa.Table]) -> None:
+def _rebuild_tail(log: EventLog, tables: list[pa.Table]) -> None:
     """Stream heads, command ids and counters from the parts alone (the tail was lost)."""
     table = pa.concat_tables(tables)
     last = int(table.column("position")[-1].as_py())
-    log._bump_heads(table)
+    log.heads.bump(table)
     first_pos: dict[str, tuple[str, int, int]] = {}
     for meta, pos, sid in zip(
         table.column("metadata").to_pylist(),
@@ -177,9 +178,8 @@ def _rebuild_tail(log: EventLog, conn: sqlite3.Connection, tables: list[pa.Table
         if cid:
             s, lo, hi = first_pos.get(cid, (sid, pos, pos))
             first_pos[cid] = (s, min(lo, pos), max(hi, pos))
-    conn.executemany(
-        "INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)",
-        [(cid, s, lo, hi) for cid, (s, lo, hi) in first_pos.items()],
+    log.tail.insert_commands(
+        [(cid, s, lo, hi) for cid, (s, lo, hi) in first_pos.items()], ignore_known=True
     )
     last_rec = int(pc.max(table.column("recorded_at").cast(pa.int64())).as_py())
     log.tail.set_metas(
@@ -192,3 +192,89 @@ def open_for_repair(root: Path, **options: Any) -> EventLog:
     from eventlog.log import EventLog
 
     return EventLog.open(root, create=False, check=False, seal_on_close=False, **options)
+
+
+def _date_of(micros: int) -> str:
+    return from_micros(micros).date().isoformat()
+
+
+def _consecutive_runs(parts: list[Part]) -> list[list[Part]]:
+    runs: list[list[Part]] = []
+    for part in sorted(parts):
+        if runs and runs[-1][-1].last + 1 == part.first:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
+
+
+class Maintenance:
+    """Seal and compact one log handle's lake (each call inside or taking the writer lock)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._oldest_tail: tuple[int, int] = (-1, 0)  # (sealed_head, recorded_at after it)
+
+    def must_seal(self, tail_events: int, sealed_head: int, now: int) -> bool:
+        """True when the tail holds ``seal_max_events`` or its oldest row is too old."""
+        if tail_events <= 0:
+            return False
+        if tail_events >= self.log.seal_max_events:
+            return True
+        # the oldest tail row is the one after the sealed head; its recorded_at never changes
+        if self._oldest_tail[0] == sealed_head:
+            oldest: int | None = self._oldest_tail[1]
+        else:
+            oldest = self.log.tail.oldest_tail_recorded_at()
+            if oldest is not None:
+                self._oldest_tail = (sealed_head, oldest)
+        if oldest is None:
+            return False
+        return now - oldest >= self.log.seal_max_age // timedelta(microseconds=1)
+
+    def seal_locked(self) -> None:
+        """Move every tail event into parts (under the writer lock), one part per date."""
+        tail, store = self.log.tail, self.log.store
+        sealed = tail.meta("sealed_head")
+        rows = tail.tail_rows(sealed)
+        if not rows:
+            return
+        by_date: dict[str, list[TailRow]] = defaultdict(list)
+        for row in rows:
+            by_date[_date_of(row[8])].append(row)
+        for date in sorted(by_date, key=lambda d: by_date[d][0][0]):
+            date_rows = by_date[date]
+            tail.add_part(store.publish(date, tail_table(date_rows)))
+            tail.delete_tail(date_rows[-1][0])
+            tail.set_meta("sealed_head", date_rows[-1][0])
+        if tail.replaced_parts():  # files compaction replaced: gone after the grace
+            self.log._repair_locked()
+
+    def write_bulk(self, rows: list[TailRow]) -> None:
+        """Write a large append straight to a part, under the writer lock."""
+        part = self.log.store.publish(_date_of(rows[0][8]), tail_table(rows))
+        self.log.tail.add_part(part)
+        self.log.tail.set_meta("sealed_head", rows[-1][0])
+
+    def compact(self) -> list[Path]:
+        """``EventLog.compact``: merge each date's consecutive live parts into one."""
+        log = self.log
+        made: list[Path] = []
+        with log._write():
+            by_date: dict[str, list[Part]] = defaultdict(list)
+            for part in log.parts():
+                by_date[part.date].append(part)
+            for date, parts in sorted(by_date.items()):
+                for run in _consecutive_runs(parts):
+                    if len(run) < 2:
+                        continue
+                    for part in run:
+                        log.store.check(part)
+                    table = pa.concat_tables([read_part(p) for p in run])
+                    merged = log.store.publish(date, table)
+                    log.tail.replace_parts(run, merged, to_micros(log.clock()))
+                    made.append(merged.path)
+        log.store.forget_cached()
+        if made and log.replaced_grace <= timedelta(0):
+            log._repair()
+        return made

@@ -3,7 +3,7 @@
 A part is an immutable Parquet file of consecutive events named by its position range,
 ``<first:020d>-<last:020d>.parquet``, under ``events/date=YYYY-MM-DD/`` (the recorded UTC
 date). A file's name is only a label: which parts are live, and what each one must hold
-(range, rows, bytes, SHA-256), is what the catalog in the tail says (``eventlog.catalog``).
+(range, rows, bytes, SHA-256), is what the catalog in the tail says (``eventlog.tails``).
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def publish_part(staged: StagedPart) -> Part:
     """Publish a staged part with an exclusive ``os.link`` (never replaces), fsync the dirs.
 
     A published file is not yet part of the log: it becomes so when its catalog row
-    commits (see ``eventlog.catalog``).
+    commits (see ``eventlog.tails``).
     """
     final = staged.part.path
     try:

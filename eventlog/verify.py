@@ -20,30 +20,29 @@ import pyarrow.compute as pc
 
 from eventlog.bulk import check_payloads, check_stream_ids
 from eventlog.errors import LedgerLakeError
-from eventlog.parts import check_tiling, file_sha256, list_parts, read_part, temp_files
+from eventlog.parts import Part, check_tiling, file_sha256, read_part
+from eventlog.values import VerifyReport, tail_table
 
 if TYPE_CHECKING:
-    from eventlog.log import EventLog, VerifyReport
+    from eventlog.log import EventLog
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def verify_log(log: EventLog) -> VerifyReport:
     """Every check above; problems make ``ok`` false, warnings do not."""
-    from eventlog.log import VerifyReport, tail_table
-
     problems: list[str] = []
     warnings: list[str] = []
-    listed = list_parts(log.events_dir)  # listed before the snapshot: see _strays
-    temps = temp_files(log.events_dir)
-    markers = log._markers()
-    with log.tail.snapshot():
+    listed = log.store.list_files()  # listed before the snapshot: a seal may publish now
+    temps = log.store.temp_files()
+    markers = log.store.markers()
+    with log.snapshot():
         meta = log.tail.metas()
         head, sealed = meta["head"], meta["sealed_head"]
         live = log.parts()
         known = {name for name, _ in log.replaced()} | {p.name for p in live}
         tail_rows = log.tail.tail_rows(sealed)
-        heads = dict(log.tail.conn.execute("SELECT stream_id, version FROM streams").fetchall())
+        heads = log.tail.stream_heads()
     problems += check_tiling(live, sealed)
     tables = []
     for part in live:
@@ -75,10 +74,7 @@ def verify_log(log: EventLog) -> VerifyReport:
     )
 
 
-def _check_part(log: EventLog, part: object, problems: list[str]) -> pa.Table | None:
-    from eventlog.parts import Part
-
-    assert isinstance(part, Part)
+def _check_part(log: EventLog, part: Part, problems: list[str]) -> pa.Table | None:
     where = f"part {part.name} (positions {part.first}..{part.last})"
     if not part.path.is_file():
         problems.append(f"{where} is in the catalog but its file is missing")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from eventlog.orders.log import open_order_log
 from pipelines.cli_common import fail, lake_of, run_guarded
 
 DEMO_ORDERS = 400
@@ -73,7 +74,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Open the Dagster UI for this lake (dagster dev on 127.0.0.1; Ctrl-C or SIGTERM stops it)."""
-        from eventlog.log import EventLog
         from pipelines.instance import dagster_home
         from pipelines.resources import EMBEDDER_KINDS
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         if embedder not in EMBEDDER_KINDS:
             fail(f"--embedder must be one of {', '.join(EMBEDDER_KINDS)}, got {embedder!r}")
         lake = lake_of(ctx).resolve()
-        run_guarded(lambda: EventLog.open_read_only(lake).close())
+        run_guarded(lambda: open_order_log(lake, read_only=True).close())
         home = dagster_home(lake)
         typer.echo(f"Dagster UI for lake {lake} on http://127.0.0.1:{port} (Ctrl-C stops it)")
         sys.stdout.flush()

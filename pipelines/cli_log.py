@@ -1,5 +1,5 @@
-"""The log commands of ``ledgerlake``: generate, append, handle, read, seal, verify, compact,
-info, repair.
+"""The log commands of ``ledgerlake``: init, generate, append, handle, read, seal, verify,
+compact, info, repair.
 
 Exit codes: 0 done, 1 integrity problem, 2 bad input (nothing written), 3 concurrency
 conflict, 4 business rule rejected, 5 storage refused. See docs/cli.md.
@@ -32,6 +32,7 @@ from eventlog.envelope import (
 )
 from eventlog.errors import InvalidInputError
 from eventlog.log import AppendRequest, EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import note_empty_read
 
@@ -51,7 +52,7 @@ REQUIRED_KEYS = ("stream_id", "type", "data")
 
 def open_existing(lake: Path) -> EventLog:
     """Open a lake that must exist, read-only: commands that only read change no file."""
-    return EventLog.open_read_only(lake)
+    return open_order_log(lake, read_only=True)
 
 
 def open_for_writing(lake: Path, *, create: bool = True) -> EventLog:
@@ -60,7 +61,7 @@ def open_for_writing(lake: Path, *, create: bool = True) -> EventLog:
     Sealing on every short CLI call would leave one tiny part per call; the size and
     age thresholds (and ``ledgerlake seal``) seal instead.
     """
-    return EventLog.open(lake, create=create, seal_on_close=False)
+    return open_order_log(lake, create=create, seal_on_close=False)
 
 
 def _say(text: str) -> None:
@@ -275,7 +276,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Simulate a shop's order histories through the real command handlers."""
-        from eventlog.generate import generate as run_generate
+        from eventlog.orders.generate import generate as run_generate
 
         with exit_codes():
             begin = parse_time(start) if start is not None else None
@@ -347,7 +348,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Decide an Order command, e.g. '{"command": "AddItem", "order_id": ...}', and record its events."""
-        from eventlog.decider import handle as run_handle
+        from eventlog.handler import handle as run_handle
         from eventlog.orders.commands import CreateOrder, command_from_json
         from eventlog.orders.decider import ORDER_DECIDER
 
@@ -459,8 +460,37 @@ def register(app: typer.Typer) -> None:
                 log.close()
 
     @app.command()
+    def init(
+        ctx: typer.Context,
+        tail: Annotated[
+            str | None,
+            typer.Option(
+                "--tail",
+                help="Commit to PostgreSQL: postgresql://USER@HOST:PORT/DB, without a password "
+                "(give it with PGPASSWORD or ~/.pgpass). Default: <lake>/tail.sqlite.",
+            ),
+        ] = None,
+        schema: Annotated[
+            str, typer.Option(help="The PostgreSQL schema that holds this lake's tail.")
+        ] = "ledgerlake",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Create a lake and its tail; with --tail, record the PostgreSQL URL in <lake>/lake.toml."""
+        from eventlog.lake import init_lake
+
+        lake = lake_of(ctx)
+        with exit_codes():
+            init_lake(lake, tail=tail, schema=schema)
+            with open_existing(lake) as log:
+                where = log.tail.describe()
+        if json_out:
+            print_json({"lake": str(lake), "tail": where})
+        else:
+            _say(f"lake {lake} commits to {where}")
+
+    @app.command()
     def seal(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-        """Move every event from the SQLite tail into Parquet parts."""
+        """Move every event from the tail into Parquet parts."""
         with exit_codes(), open_for_writing(lake_of(ctx), create=False) as log:
             sealed = log.seal()
             head = log.head()
@@ -509,11 +539,12 @@ def register(app: typer.Typer) -> None:
         after checking their content.
         """
         from eventlog.maintenance import open_for_repair, repair_lake
+        from eventlog.orders.events import REGISTRY, STREAM_TYPE
 
         with exit_codes():
             if stray_grace < 0:
                 raise InvalidInputError(f"--stray-grace must be >= 0 seconds, got {stray_grace}")
-            log = open_for_repair(lake_of(ctx))
+            log = open_for_repair(lake_of(ctx), registry=REGISTRY, stream_type=STREAM_TYPE)
             try:
                 report = repair_lake(log, stray_grace=timedelta(seconds=stray_grace))
             finally:

@@ -15,6 +15,7 @@ import typer
 
 from eventlog.envelope import parse_time
 from eventlog.errors import InvalidInputError
+from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import note
 from pipelines.cli_time import optional_time
@@ -78,9 +79,7 @@ def register(app: typer.Typer) -> None:
 
         lake = lake_of(ctx)
         with exit_codes():
-            from eventlog.log import EventLog
-
-            EventLog.open_read_only(lake).close()
+            open_order_log(lake, read_only=True).close()
             emb = _embedder(model, lake)
             assert isinstance(emb, Embedder)
             run = rebuild_vectors if rebuild else catch_up_vectors

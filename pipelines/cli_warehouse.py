@@ -17,7 +17,7 @@ import typer
 
 from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import output_format, print_rows
 from pipelines.cli_state import print_state, validity_window, window_json
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             names = list(only) if only else None
             runner.select(names)
-            with EventLog.open_read_only(lake_of(ctx)) as log:
+            with open_order_log(lake_of(ctx), read_only=True) as log:
                 run = runner.rebuild if rebuild else runner.catch_up
                 reports = run(log, None, names, batch_size=batch_size)
         if json_out:
@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.cli_lag import everything_behind, print_behind
 
         lake = lake_of(ctx)
-        with exit_codes(), EventLog.open_read_only(lake) as log:
+        with exit_codes(), open_order_log(lake, read_only=True) as log:
             rows = everything_behind(lake, log)
         if json_out:
             print_json([x.to_json() for x in rows])

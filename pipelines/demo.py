@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from eventlog.errors import InvalidInputError
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.demo_progress import check_rows, checks_table, run_with_progress
 
 MARKER = ".ledgerlake-demo.json"
@@ -62,7 +62,7 @@ def prepare_lake(lake: Path, params: dict[str, Any]) -> bool:
 
 def generate_history(lake: Path, params: dict[str, Any], console: Console) -> int:
     """Generate the order history with a progress bar; returns the log head."""
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
 
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -173,7 +173,7 @@ def run_demo(
     console.print(f"[bold]LedgerLake demo[/bold] in {lake} ({orders} orders over {days} days)")
     if prepare_lake(lake, params):
         generate_history(lake, params, console)
-    with EventLog.open_read_only(lake) as log:
+    with open_order_log(lake, read_only=True) as log:
         events = log.head()
     seconds["generate"] = time.perf_counter() - began
     console.print(f"event log: {events} events ({seconds['generate']:.1f}s)")

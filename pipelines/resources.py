@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 
 if TYPE_CHECKING:
     import duckdb
@@ -37,7 +38,7 @@ class LakeResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
     @contextmanager
     def open_log(self) -> Iterator[EventLog]:
         """Open the lake's event log read-only (changes no file); fails when there is no lake."""
-        log = EventLog.open_read_only(self.root())
+        log = open_order_log(self.root(), read_only=True)
         try:
             yield log
         finally:
@@ -46,7 +47,7 @@ class LakeResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
     @contextmanager
     def open_writer(self) -> Iterator[EventLog]:
         """Open the lake's event log to maintain it (compaction); fails when there is no lake."""
-        log = EventLog.open(self.root(), create=False, seal_on_close=False)
+        log = open_order_log(self.root(), create=False, seal_on_close=False)
         try:
             yield log
         finally:

@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventlog.decider import HandleResult, fold, handle, handle_many
+from eventlog.decider import HandleResult, fold
 from eventlog.envelope import RecordedEvent, records_from_batch, validate_stream_id
 from eventlog.errors import InvalidInputError
+from eventlog.handler import CommandHandler
 from eventlog.log import AppendRequest, EventLog
 from eventlog.orders.commands import command_from_json
 from eventlog.orders.decider import ORDER_DECIDER, order_state_fields
+from eventlog.orders.log import open_order_log
 from projections.search import SearchHit, search
 from projections.vectors import EVENT_NARRATIVES, VectorStore, VectorStoreMissingError
 
@@ -97,7 +99,9 @@ class ServedLake:
 
     def __init__(self, lake: Path) -> None:
         self.lake = Path(lake)
-        self.log = EventLog.open(self.lake, create=False, seal_on_close=False)
+        self.log = open_order_log(self.lake, create=False, seal_on_close=False)
+        # keeps the states it decided: a command on a known order needs no read
+        self.handler = CommandHandler(self.log, ORDER_DECIDER)
         self.lock = threading.Lock()
         self._queue: list[tuple[CommandRequest, Future[HandleResult[Any]]]] = []
         self._queue_lock = threading.Lock()
@@ -141,9 +145,7 @@ class ServedLake:
         """
         if request.expected_version is not None or request.metadata:
             with self.lock:
-                return handle(
-                    self.log,
-                    ORDER_DECIDER,
+                return self.handler.handle(
                     request.command.order_id,
                     request.command,
                     command_id=request.command_id,
@@ -178,9 +180,7 @@ class ServedLake:
     def _commit_queued(self) -> None:
         batch = self._take_batch()
         try:
-            results = handle_many(
-                self.log,
-                ORDER_DECIDER,
+            results = self.handler.handle_many(
                 [(r.command.order_id, r.command) for r, _ in batch],
                 command_ids=[r.command_id for r, _ in batch],
             )

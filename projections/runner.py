@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from eventlog.errors import IntegrityError, InvalidInputError, LedgerLakeError
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from projections.report import ProjectionReport
 from projections.tables import (
     CUSTOMERS,
@@ -106,7 +107,7 @@ def _open_log(source: Source) -> tuple[EventLog, bool]:
     """The log itself, or one opened on a lake path (without sealing on close); owned?"""
     if isinstance(source, EventLog):
         return source, False
-    return EventLog.open_read_only(Path(source)), True
+    return open_order_log(Path(source), read_only=True), True
 
 
 Warehouse = duckdb.DuckDBPyConnection | None
@@ -258,7 +259,7 @@ def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[
     Sealed positions come from the live parts (listed with the sealed head in one
     snapshot of the tail) and are scanned by DuckDB in parallel; the rest is the tail.
     """
-    with log.tail.snapshot():
+    with log.snapshot():
         sealed = log.sealed_head()
         parts = log.parts()  # the catalog's live set, never a directory listing
     lo = after

@@ -20,6 +20,7 @@ from eventlog.envelope import records_from_batch
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import ORDER_EVENT_TYPES
+from eventlog.orders.log import open_order_log
 from projections.embeddings import Embedder, embedder_for
 from projections.narratives import OrderFacts, add_record, order_story
 from projections.onnx_embedder import reader_cache_dir
@@ -226,7 +227,7 @@ def _orders_known_at(
         best.setdefault(row["order_id"], row)
     chosen = list(best.values())[:k]
     hits = []
-    with EventLog.open_read_only(lake) as log:
+    with open_order_log(lake, read_only=True) as log:
         for row in chosen:
             facts = _story_known_at(log, row["order_id"], known_at)
             hits.append(

@@ -32,6 +32,7 @@ from eventlog.envelope import RecordedEvent, records_from_batch
 from eventlog.errors import IntegrityError, InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import STREAM_TYPE
+from eventlog.orders.log import open_order_log
 from projections.embeddings import Embedder, model_slug
 from projections.narratives import OrderFacts, add_record, narrate, order_story
 from projections.report import ProjectionReport
@@ -570,7 +571,7 @@ def _names(names: Iterable[str] | None) -> list[str]:
 def _with_log(lake: Path, log: EventLog | None) -> tuple[EventLog, bool]:
     if log is not None:
         return log, False
-    return EventLog.open_read_only(lake), True
+    return open_order_log(lake, read_only=True), True
 
 
 def _run_vectors(

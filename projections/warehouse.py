@@ -187,7 +187,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     a query runs (a compaction after this call needs a refresh). Call again to see
     newer events.
     """
-    with log.tail.snapshot():
+    with log.snapshot():
         sealed = log.sealed_head()
         parts = [str(p) for p in log.live_parts(check=True)]
         tail = log.read_all(after=sealed)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.orders.log import open_order_log
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Set for the test process only (never at import time of the packages).
@@ -30,8 +32,25 @@ def lake(tmp_path: Path) -> Path:
 @pytest.fixture
 def log(lake: Path) -> Iterator[object]:
     """An EventLog on a fresh lake with the Order registry, closed after the test."""
-    from eventlog.log import EventLog
 
-    event_log = EventLog.open(lake)
+    event_log = open_order_log(lake)
     yield event_log
     event_log.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL server for the whole session; fails (never skips) if it cannot start."""
+    import shutil
+
+    from tests.support.postgres import start_server
+
+    try:
+        server = start_server()
+    except Exception as exc:
+        pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
+    yield server
+    try:
+        server.stop("immediate")
+    finally:
+        shutil.rmtree(server.root, ignore_errors=True)

@@ -12,6 +12,7 @@ import pytest
 from eventlog.bulk import check_payloads, check_stream_ids, number_versions, uuid4_array
 from eventlog.errors import InvalidStreamIdError, PayloadSchemaError
 from eventlog.orders.events import order_registry
+from eventlog.orders.log import open_order_log
 
 
 def test_uuid4_array_makes_valid_distinct_version_4_ids() -> None:
@@ -62,9 +63,8 @@ def test_number_versions_continues_each_stream_from_its_base() -> None:
 
 def test_a_bad_payload_in_a_bulk_append_writes_nothing(tmp_path: Path) -> None:
     from eventlog.errors import PayloadSchemaError
-    from eventlog.log import EventLog
 
-    log = EventLog.open(tmp_path / "lake")
+    log = open_order_log(tmp_path / "lake")
     good = '{"product_name":"Mug","quantity":1,"sku":"s","unit_price_cents":100}'
     bad = '{"product_name":"Mug","quantity":"one","sku":"s","unit_price_cents":100}'
     table = pa.table(
@@ -98,9 +98,8 @@ def test_stream_heads_lag_behind_bulk_appends_but_every_answer_is_current(
 ) -> None:
     from eventlog.envelope import NewEvent
     from eventlog.errors import ConcurrencyError
-    from eventlog.log import EventLog
 
-    log = EventLog.open(tmp_path / "lake", bulk_heads_lag=10)
+    log = open_order_log(tmp_path / "lake", bulk_heads_lag=10)
     log.append_batch(_items(["a", "b", "a"]))
     log.append_batch(_items(["a", "c"]), expected_versions={"a": 2, "c": "no_stream"})
     # three bulk appends without writing per-stream heads; the third passes the lag limit
@@ -129,9 +128,8 @@ def test_stream_heads_lag_behind_bulk_appends_but_every_answer_is_current(
 def test_a_big_bulk_append_lands_as_several_parts_that_read_back_as_one_batch(
     tmp_path: Path,
 ) -> None:
-    from eventlog.log import EventLog
 
-    log = EventLog.open(tmp_path / "lake", bulk_part_rows=4)
+    log = open_order_log(tmp_path / "lake", bulk_part_rows=4)
     table = _items(["a", "b", "a", "c", "a", "b", "d", "a", "e", "f"])
     res = log.append_batch(table)
     assert (res.first_position, res.last_position) == (1, 10)
@@ -146,10 +144,9 @@ def test_a_big_bulk_append_lands_as_several_parts_that_read_back_as_one_batch(
 def test_bulk_writers_on_two_handles_keep_versions_dense(tmp_path: Path) -> None:
     """Each handle caches the lagging heads; it must see what the other appended since."""
     from eventlog.envelope import NewEvent
-    from eventlog.log import EventLog
 
-    one = EventLog.open(tmp_path / "lake")
-    two = EventLog.open(tmp_path / "lake")
+    one = open_order_log(tmp_path / "lake")
+    two = open_order_log(tmp_path / "lake")
     one.append_batch(_items(["a", "b"]))
     one.append_batch(_items(["a"]))  # from here on ``one`` keeps the lagging heads cached
     two.append_batch(_items(["a", "c"]))

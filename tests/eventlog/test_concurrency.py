@@ -7,7 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from eventlog.log import EventLog
+import pytest
+
+from eventlog.orders.log import open_order_log
+from tests.support.backends import BACKENDS
 from tests.support.logs import writer_command
 
 WORKERS = 4
@@ -15,10 +18,19 @@ APPENDS = 60
 STREAMS = 5
 
 
+@pytest.fixture(params=sorted(BACKENDS))
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """An empty lake of each backend: the writers share nothing but it."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    BACKENDS[request.param](request, path)
+    return path
+
+
 def test_processes_racing_on_shared_streams_lose_and_duplicate_nothing(
     lake: Path, tmp_path: Path
 ) -> None:
-    EventLog.open(lake).close()
+    open_order_log(lake).close()
     outs = [tmp_path / f"worker-{w}.jsonl" for w in range(WORKERS)]
     procs = [
         subprocess.Popen(writer_command("concurrent", lake, w, APPENDS, STREAMS, outs[w]))
@@ -41,7 +53,7 @@ def test_processes_racing_on_shared_streams_lose_and_duplicate_nothing(
         acked += appends
         clashes += summary["clashes"]
 
-    log = EventLog.open(lake)
+    log = open_order_log(lake)
     table = log.read_all()
     pos = table.column("position").to_pylist()
     assert pos == list(range(1, len(pos) + 1)), "positions are dense and unique"

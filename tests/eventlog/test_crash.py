@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -19,10 +18,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from eventlog.parts import list_parts, temp_files
+from tests.support.backends import BACKENDS
 from tests.support.logs import CRASH_POINTS, writer_command
 
 KILLS = 25
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """An empty lake of each backend (the writer process finds its tail in the lake)."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    BACKENDS[request.param](request, path)
+    return path
 
 
 def _acked(acks: Path) -> list[dict[str, object]]:
@@ -40,7 +50,7 @@ def _every_published_part_reads(lake: Path) -> None:
 def _check_after_crash(lake: Path, acks: Path) -> EventLog:
     """Open (repairing), then: verify clean, every acknowledged append present."""
     _every_published_part_reads(lake)
-    log = EventLog.open(lake, seal_on_close=False)
+    log = open_order_log(lake, seal_on_close=False)
     report = log.verify()
     assert report.ok, report.problems
     assert temp_files(log.events_dir) == []
@@ -76,17 +86,18 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(lake: Path, tmp_
         log = _check_after_crash(lake, acks)
         log.tail.close()
     assert len(_acked(acks)) > KILLS
-    log = EventLog.open(lake)
+    log = open_order_log(lake)
     assert log.head() >= max(int(a["last"]) for a in _acked(acks))  # type: ignore[call-overload]
     log.close()
 
 
 def _meta(lake: Path, key: str) -> int:
-    conn = sqlite3.connect(lake / "tail.sqlite")
+    """A counter as the tail holds it, read without repairing anything."""
+    log = open_order_log(lake, read_only=True)
     try:
-        return int(conn.execute(f"SELECT {key} FROM counters").fetchone()[0])
+        return log.tail.meta(key)
     finally:
-        conn.close()
+        log.tail.close()
 
 
 def _sealed_head(lake: Path) -> int:

@@ -12,12 +12,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog.decider import fold, load_state
+from eventlog.decider import fold
 from eventlog.envelope import records_from_batch
 from eventlog.errors import InvalidInputError
-from eventlog.generate import CATALOGUE, GenerateSummary, generate, note_text, price_in
+from eventlog.handler import load_state
 from eventlog.log import EventLog
 from eventlog.orders import ORDER_DECIDER, ORDER_EVENT_TYPES, state_from_json
+from eventlog.orders.generate import CATALOGUE, GenerateSummary, generate, note_text, price_in
+from eventlog.orders.log import open_order_log
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerateS
 
 @pytest.fixture(scope="module")
 def table(generated: tuple[Path, GenerateSummary]) -> pa.Table:
-    with EventLog.open(generated[0], create=False, seal_on_close=False) as log:
+    with open_order_log(generated[0], create=False, seal_on_close=False) as log:
         return log.read_all()
 
 
@@ -48,7 +50,7 @@ def test_same_seed_gives_the_same_log_byte_for_byte(tmp_path: Path) -> None:
     generate(c, orders=60, days=6, seed=6)
     tables = []
     for lake in (a, b, c):
-        with EventLog.open(lake, create=False) as log:
+        with open_order_log(lake, create=False) as log:
             tables.append(log.read_all())
     assert tables[0].num_rows == 489  # what seed 5 makes of 60 orders over 6 days
     assert tables[0].equals(tables[1])  # event ids, positions, recorded_at included
@@ -144,7 +146,7 @@ def test_customers_repeat_and_money_is_in_minor_units(table: pa.Table) -> None:
 
 
 def test_log_verifies_clean(generated: tuple[Path, GenerateSummary]) -> None:
-    with EventLog.open(generated[0], create=False, seal_on_close=False) as log:
+    with open_order_log(generated[0], create=False, seal_on_close=False) as log:
         report = log.verify()
     assert report.ok, report.problems
     assert report.head == generated[1].head
@@ -155,7 +157,7 @@ def test_fold_of_read_back_events_equals_the_write_model(
 ) -> None:
     streams = sorted(set(table.column("stream_id").to_pylist()))
     sample = random.Random(0).sample(streams, 40)
-    with EventLog.open(generated[0], create=False, seal_on_close=False) as log:
+    with open_order_log(generated[0], create=False, seal_on_close=False) as log:
         for sid in sample:
             records = records_from_batch(log.read_stream(sid))
             events = [

@@ -15,6 +15,7 @@ from eventlog.codec import EventRegistry
 from eventlog.envelope import NewEvent
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def test_an_integer_outside_int64_is_refused_and_nothing_is_written(lake: Path, 
 
 def test_the_order_domain_refuses_what_its_projections_cannot_sum(lake: Path) -> None:
     item = {"sku": "s", "product_name": "p", "quantity": 1, "unit_price_cents": 2**63 - 1}
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         with pytest.raises(InvalidInputError, match="unit_price_cents"):
             log.append("o-1", [NewEvent("ItemAdded", item)])
         assert log.head() == 0

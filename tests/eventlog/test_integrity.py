@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import catalog
 from eventlog.errors import IntegrityError, PayloadSchemaError
-from eventlog.log import EventLog
 from eventlog.maintenance import open_for_repair, repair_lake
+from eventlog.orders.events import REGISTRY
+from eventlog.orders.log import open_order_log
 from eventlog.parts import list_parts, part_name, write_part
 from tests.support.logs import ManualClock, bulk_table, created, item, note
 
@@ -35,7 +35,7 @@ def snapshot(lake: Path) -> dict[str, str]:
 
 def sealed_lake(lake: Path, parts: int = 3) -> list[Path]:
     """A lake of ``parts`` sealed parts (positions 1..3*parts) in one date partition."""
-    log = EventLog.open(lake, clock=ManualClock())
+    log = open_order_log(lake, clock=ManualClock())
     for i in range(parts):
         log.append(f"o-{i}", [created(), item(), note(f"n{i}")])
         log.seal()
@@ -46,11 +46,11 @@ def sealed_lake(lake: Path, parts: int = 3) -> list[Path]:
 
 def test_a_stray_copy_with_a_wider_name_is_never_read_and_nothing_is_deleted(lake: Path) -> None:
     parts = sealed_lake(lake)
-    before = EventLog.open_read_only(lake).read_all()
+    before = open_order_log(lake, read_only=True).read_all()
     # the first reproduction: a copy of part 1..3 under a name claiming 1..9
     shutil.copy(parts[0], parts[0].with_name(part_name(1, 9)))
     on_disk = snapshot(lake)
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     assert reader.read_all().to_pylist() == before.to_pylist()
     assert next(reader.read()).num_rows == 3
     report = reader.verify()
@@ -62,18 +62,18 @@ def test_a_stray_copy_with_a_wider_name_is_never_read_and_nothing_is_deleted(lak
         "the log, but a tool scanning events/ would count it); 'ledgerlake repair' removes it"
     ]
     # a writer does not remove it either (no marker names it): only an explicit repair
-    writer = EventLog.open(lake, clock=ManualClock(), seal_on_close=False)
+    writer = open_order_log(lake, clock=ManualClock(), seal_on_close=False)
     writer.append("o-9", [created()])
     writer.close()
     assert parts[0].with_name(part_name(1, 9)).exists()
-    young = repair_lake(open_for_repair(lake))
+    young = repair_lake(open_for_repair(lake, registry=REGISTRY))
     assert young.removed == [] and len(young.kept) == 1  # inside the grace period
-    fixer = open_for_repair(lake)
+    fixer = open_for_repair(lake, registry=REGISTRY)
     done = repair_lake(fixer, stray_grace=__import__("datetime").timedelta(0))
     fixer.close()
     assert done.removed == [f"date=2026-11-26/{part_name(1, 9)}: stray file, not in the catalog"]
     assert all(p.exists() for p in parts)
-    assert EventLog.open_read_only(lake).verify().ok
+    assert open_order_log(lake, read_only=True).verify().ok
 
 
 def test_a_partial_overlap_file_changes_no_answer_and_deletes_no_part(lake: Path) -> None:
@@ -81,7 +81,7 @@ def test_a_partial_overlap_file_changes_no_answer_and_deletes_no_part(lake: Path
     stray = parts[0].with_name(part_name(2, 5))
     shutil.copy(parts[1], stray)
     on_disk = snapshot(lake)
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     info = reader.info()
     assert (info.parts, info.head, info.sealed_head) == (3, 9, 9)
     assert reader.read_all(columns=["position"]).column("position").to_pylist() == list(
@@ -93,7 +93,7 @@ def test_a_partial_overlap_file_changes_no_answer_and_deletes_no_part(lake: Path
 
 def test_readers_change_no_file_even_with_leftovers_a_writer_would_clean(lake: Path) -> None:
     parts = sealed_lake(lake)
-    log = EventLog.open(lake, seal_on_close=False)
+    log = open_order_log(lake, seal_on_close=False)
     log.append("o-1", [note("in the tail")])
     log.close()
     (parts[0].parent / "x.parquet.77.tmp").write_bytes(b"half a part")
@@ -101,7 +101,7 @@ def test_readers_change_no_file_even_with_leftovers_a_writer_would_clean(lake: P
     inflight.mkdir(exist_ok=True)
     (inflight / "123-dead").write_text("10 20\n")
     on_disk = snapshot(lake)
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     reader.read_all()
     reader.read_stream("o-1")
     reader.stream_version("o-1")
@@ -111,14 +111,14 @@ def test_readers_change_no_file_even_with_leftovers_a_writer_would_clean(lake: P
     assert snapshot(lake) == on_disk
     assert report.ok and any("orphan temp file" in w for w in report.warnings)
     with pytest.raises(Exception, match="read-only"):
-        EventLog.open_read_only(lake).append("o-1", [note()])
+        open_order_log(lake, read_only=True).append("o-1", [note()])
     assert snapshot(lake) == on_disk
 
 
 def test_verify_catches_every_flipped_byte_and_readers_refuse_the_part(lake: Path) -> None:
     """The fuzz: any single-byte flip in any part is caught, or the log decodes the same."""
     sealed_lake(lake, parts=4)
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     clean = reader.read_all().to_pylist()
     reader.close()
     rng = random.Random(20261129)
@@ -129,7 +129,7 @@ def test_verify_catches_every_flipped_byte_and_readers_refuse_the_part(lake: Pat
         flipped = bytearray(original)
         flipped[at] ^= 1 << rng.randrange(8)
         part.write_bytes(bytes(flipped))
-        reader = EventLog.open_read_only(lake)
+        reader = open_order_log(lake, read_only=True)
         report = reader.verify()
         if report.ok:  # only acceptable when nothing any reader decodes changed
             assert reader.read_all().to_pylist() == clean
@@ -139,12 +139,12 @@ def test_verify_catches_every_flipped_byte_and_readers_refuse_the_part(lake: Pat
                 reader.read_all()
         reader.close()
         part.write_bytes(original)
-    assert EventLog.open_read_only(lake).verify().ok
+    assert open_order_log(lake, read_only=True).verify().ok
 
 
 def test_verify_checks_values_even_when_a_writer_catalogued_a_bad_part(lake: Path) -> None:
     """Content, not just hashes: a part that decodes but breaks the rules is named."""
-    log = EventLog.open(lake, clock=ManualClock(), seal_on_close=False)
+    log = open_order_log(lake, clock=ManualClock(), seal_on_close=False)
     log.append("o-1", [created(), item()])
     log.seal()
     good = log.read_all()
@@ -168,7 +168,7 @@ def test_verify_checks_values_even_when_a_writer_catalogued_a_bad_part(lake: Pat
 def test_a_missing_part_fails_readers_instead_of_answering_with_less(lake: Path) -> None:
     parts = sealed_lake(lake)
     parts[1].unlink()
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     with pytest.raises(IntegrityError, match="file is missing"):
         reader.read_all()
     with pytest.raises(IntegrityError, match="file is missing"):
@@ -181,14 +181,14 @@ def test_an_emptied_tail_next_to_parts_is_reported_not_taken_for_a_fresh_lake(la
     for f in lake.glob("tail.sqlite*"):
         f.unlink()
     sqlite3.connect(lake / "tail.sqlite").close()  # an empty database file
-    for opener in (EventLog.open_read_only, EventLog.open):
+    for read_only in (True, False):
         with pytest.raises(IntegrityError, match="ledgerlake repair"):
-            opener(lake)
-    fixer = open_for_repair(lake)
+            open_order_log(lake, read_only=read_only)
+    fixer = open_for_repair(lake, registry=REGISTRY)
     report = repair_lake(fixer)
     fixer.close()
     assert len(report.adopted) == 3
-    again = EventLog.open_read_only(lake)
+    again = open_order_log(lake, read_only=True)
     assert again.head() == 9 and again.verify().ok
 
 
@@ -196,7 +196,7 @@ def test_a_lake_made_before_the_catalog_is_adopted_once_after_a_content_check(la
     parts = sealed_lake(lake)
     # a compaction leftover of the old rule (1..6 merged, 1..3 and 4..6 still there) and a
     # restored copy whose name claims more than it holds
-    merged = EventLog.open_read_only(lake).read_all(until=6)
+    merged = open_order_log(lake, read_only=True).read_all(until=6)
     write_part(lake / "events", "2026-11-26", merged)
     shutil.copy(parts[0], parts[0].with_name(part_name(1, 9)))
     conn = sqlite3.connect(lake / "tail.sqlite")
@@ -204,8 +204,8 @@ def test_a_lake_made_before_the_catalog_is_adopted_once_after_a_content_check(la
     conn.commit()
     conn.close()
     with pytest.raises(IntegrityError, match="before the part catalog existed"):
-        EventLog.open_read_only(lake)
-    fixer = open_for_repair(lake)
+        open_order_log(lake, read_only=True)
+    fixer = open_for_repair(lake, registry=REGISTRY)
     report = repair_lake(fixer)
     fixer.close()
     # the longest part whose content checks out wins; the lying name is never adopted
@@ -213,7 +213,7 @@ def test_a_lake_made_before_the_catalog_is_adopted_once_after_a_content_check(la
         f"date=2026-11-26/{part_name(1, 6)}",
         parts[2].parent.name + "/" + parts[2].name,
     ]
-    reader = EventLog.open_read_only(lake)
+    reader = open_order_log(lake, read_only=True)
     assert reader.read_all(columns=["position"]).column("position").to_pylist() == list(
         range(1, 10)
     )
@@ -221,7 +221,7 @@ def test_a_lake_made_before_the_catalog_is_adopted_once_after_a_content_check(la
 
 
 def test_integers_outside_what_projections_hold_are_refused_at_the_door(lake: Path) -> None:
-    log = EventLog.open(lake, seal_on_close=False)
+    log = open_order_log(lake, seal_on_close=False)
     for value in (2**63, 2**64, -1, 100_001):
         with pytest.raises(PayloadSchemaError, match="quantity"):
             log.append("o-1", [created(), item(quantity=value)])
@@ -240,11 +240,11 @@ def test_integers_outside_what_projections_hold_are_refused_at_the_door(lake: Pa
 
 
 def test_the_catalog_commits_with_the_sealed_head(lake: Path) -> None:
-    log = EventLog.open(lake, clock=ManualClock(), seal_on_close=False)
+    log = open_order_log(lake, clock=ManualClock(), seal_on_close=False)
     log.append("o-1", [created(), item()])
     log.seal()
     log.append_batch(bulk_table(30, 3))
-    live = catalog.live_parts(log.tail.conn, log.events_dir)
+    live = log.parts()
     assert [(p.first, p.last) for p in live] == [(1, 2), (3, 32)]
     assert live[-1].last == log.sealed_head()
     for p in live:

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from eventlog.decider import fold, handle, load_state
+from eventlog.decider import fold
 from eventlog.envelope import NewEvent
 from eventlog.errors import ConcurrencyError, InvalidInputError
+from eventlog.handler import CommandHandler, load_state
 from eventlog.log import EventLog
 from eventlog.orders import (
     ORDER_DECIDER,
@@ -34,6 +35,7 @@ from eventlog.orders import (
     state_from_json,
 )
 from eventlog.orders.errors import OrderRuleError
+from eventlog.orders.log import open_order_log
 from tests.support.logs import T0, ManualClock, created, note
 
 # Enough examples to reach the rarer paths (paid, shipped, refunded), and shrinking on, so
@@ -79,7 +81,7 @@ def test_random_appends_keep_every_invariant(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clock = ManualClock()
-        log = EventLog.open(Path(tmp), clock=clock, seal_max_events=7)
+        log = open_order_log(Path(tmp), clock=clock, seal_max_events=7)
         done: dict[str, tuple[int, int]] = {}
         for i, (stream, n, kind, cid, seal) in enumerate(ops):
             if clock_steps:
@@ -227,10 +229,11 @@ def test_fold_of_read_back_events_equals_the_write_model(
     commands: list[tuple[int, tuple[str, str, int, int]]], seal_every: int
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        log = EventLog.open(Path(tmp), clock=ManualClock(), seal_max_events=seal_every)
+        log = open_order_log(Path(tmp), clock=ManualClock(), seal_max_events=seal_every)
         orders = [f"order-{i}" for i in range(3)]
+        handler = CommandHandler(log, ORDER_DECIDER)
         for oid in orders:
-            handle(log, ORDER_DECIDER, oid, _create(oid))
+            handler.handle(oid, _create(oid))
         outcomes: Counter[str] = Counter()
         for i, (which, spec) in enumerate(commands):
             oid = orders[which]
@@ -239,7 +242,7 @@ def test_fold_of_read_back_events_equals_the_write_model(
             total = before.total_cents
             command = _command(oid, T0 + timedelta(minutes=i), spec, total)
             try:
-                result = handle(log, ORDER_DECIDER, oid, command)
+                result = handler.handle(oid, command)
             except (OrderRuleError, InvalidInputError):  # a business "no" or a bad amount
                 outcomes["rejected"] += 1
                 assert log.head() == head, f"a rejected {spec[0]} wrote events"
@@ -277,8 +280,8 @@ def test_fold_of_read_back_events_equals_the_write_model(
             version, stored, state_version = log.stream_state(oid)
             assert stored is not None and state_version == version == len(events)
             assert state_from_json(stored) == replayed
-            assert load_state(log, ORDER_DECIDER, oid) == (version, replayed)  # cached
-            fresh = EventLog.open(Path(tmp), seal_on_close=False)
+            assert handler.load(oid) == (version, replayed)  # the state it kept
+            fresh = open_order_log(Path(tmp), seal_on_close=False)
             assert load_state(fresh, ORDER_DECIDER, oid) == (version, replayed)  # decoded
             fresh.close()
         assert log.verify().ok
@@ -286,21 +289,24 @@ def test_fold_of_read_back_events_equals_the_write_model(
 
 
 def test_a_handle_never_decides_on_a_state_another_writer_moved_past(tmp_path: Path) -> None:
-    one = EventLog.open(tmp_path, clock=ManualClock())
-    two = EventLog.open(tmp_path, clock=ManualClock())
-    handle(one, ORDER_DECIDER, "o-1", _create("o-1"))  # ``one`` keeps the state it decided
-    handle(two, ORDER_DECIDER, "o-1", _command("o-1", T0, ("add", "mug", 2, 500)))
+    one_log = open_order_log(tmp_path, clock=ManualClock())
+    two_log = open_order_log(tmp_path, clock=ManualClock())
+    one = CommandHandler(one_log, ORDER_DECIDER)
+    two = CommandHandler(two_log, ORDER_DECIDER)
+    one.handle("o-1", _create("o-1"))  # ``one`` keeps the state it decided
+    two.handle("o-1", _command("o-1", T0, ("add", "mug", 2, 500)))
     # ``one`` decides on the state it kept, the append finds the stream moved, and it
     # decides again on the state read afresh: not a retry the caller has to allow for
     tea = _command("o-1", T0, ("add", "tea", 1, 300))
-    after = handle(one, ORDER_DECIDER, "o-1", tea, retries=0)
+    after = one.handle("o-1", tea, retries=0)
     assert after.state is not None
     assert (after.state.item_count, after.state.subtotal_cents) == (3, 1300)
-    assert load_state(one, ORDER_DECIDER, "o-1")[0] == 3
+    assert one.load("o-1")[0] == 3
+    assert load_state(two_log, ORDER_DECIDER, "o-1") == one.load("o-1")
     with pytest.raises(ConcurrencyError):  # a caller's own expectation is checked as given
-        handle(two, ORDER_DECIDER, "o-1", tea, expected_version=2)
-    one.close()
-    two.close()
+        two.handle("o-1", tea, expected_version=2)
+    one_log.close()
+    two_log.close()
 
 
 @SETTINGS
@@ -311,7 +317,7 @@ def test_a_handle_never_decides_on_a_state_another_writer_moved_past(tmp_path: P
 )
 def test_payloads_round_trip_through_the_log(payloads: list[tuple[str, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        log = EventLog.open(Path(tmp), clock=ManualClock())
+        log = open_order_log(Path(tmp), clock=ManualClock())
         events = [
             NewEvent("CustomerNoteAdded", {"author": a, "note": n}, metadata={"k": n})
             for a, n in payloads

@@ -56,7 +56,7 @@ def _fingerprint(lake: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def notebook_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small lake with every projection: 150 generated orders, warehouse and vectors."""
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
     from projections.embeddings import SentenceTransformerEmbedder
     from projections.runner import catch_up
     from projections.vectors import catch_up_vectors

@@ -14,7 +14,7 @@ SMALL = {"orders": 60, "days": 35, "seed": 3}
 @pytest.fixture(scope="session")
 def small_lake_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One generated lake per test session (60 orders over 35 days); never modified."""
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
 
     path = tmp_path_factory.mktemp("template") / "lake"
     generate(path, **SMALL)

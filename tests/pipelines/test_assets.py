@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import pyarrow.parquet as pq
 
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.assets import ALL_ASSETS, PROJECTION_NAMES
 from pipelines.checks import log_counts
 from pipelines.definitions import resources_for
@@ -39,7 +39,7 @@ def materialize(
 
 
 def head_of(lake: Path) -> int:
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with open_order_log(lake, create=False, seal_on_close=False) as log:
         return log.head()
 
 
@@ -48,7 +48,7 @@ def test_every_asset_materializes_with_outputs_and_metadata(
 ) -> None:
     meta = materialize(small_lake, instance)
     assert set(meta) == {*PROJECTION_NAMES, "training_set"}
-    with EventLog.open(small_lake, create=False, seal_on_close=False) as log:
+    with open_order_log(small_lake, create=False, seal_on_close=False) as log:
         head = log.head()
         counts = log_counts(log, head)
     con = connect(small_lake, read_only=True)
@@ -88,7 +88,7 @@ def test_every_asset_materializes_with_outputs_and_metadata(
 def test_second_materialization_applies_only_the_new_events(
     small_lake: Path, instance: dg.DagsterInstance
 ) -> None:
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
 
     materialize(small_lake, instance)
     before = head_of(small_lake)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eventlog.envelope import NewEvent
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -31,7 +31,7 @@ def lines(text: str) -> list[dict[str, Any]]:
 
 
 def head_of(lake: Path) -> int:
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with open_order_log(lake, create=False, seal_on_close=False) as log:
         return log.head()
 
 
@@ -352,7 +352,7 @@ def test_read_bad_input_exits_2(seeded: Path, args: list[str], message: str) -> 
 def test_read_follow_sees_new_events_then_stops_when_idle(seeded: Path) -> None:
     def later() -> None:
         time.sleep(0.5)
-        with EventLog.open(seeded, seal_on_close=False) as log:
+        with open_order_log(seeded, seal_on_close=False) as log:
             log.append("o-1", [NewEvent("ItemRemoved", {"sku": "MUG", "quantity": 1})])
 
     writer = threading.Thread(target=later)

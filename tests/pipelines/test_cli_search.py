@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from eventlog.generate import generate
-from eventlog.log import EventLog
+from eventlog.orders.generate import generate
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 
 
@@ -22,7 +22,7 @@ def run(lake: Path, *args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def built(lake: Path) -> Path:
     """A lake with 20 generated orders over 35 days and hashing vectors."""
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         generate(log, orders=20, days=35, seed=2)
     code, out, err = run(lake, "embed", "--model", "hashing-32", "--json")
     assert code == 0, err
@@ -71,7 +71,7 @@ def test_bad_input_exits_2_with_a_message(lake: Path, args: list[str], message: 
 
 
 def test_missing_vector_store_exits_2_and_says_how_to_build_it(lake: Path) -> None:
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         generate(log, orders=2, days=1, seed=1)
     code, _, err = run(lake, "search", "lamp")
     assert code == 2

@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 from tests.projections.test_tables import CREATED_C1, O1, O2, O3, ev, t
 from tests.support.histories import RECORDED_T0, StepClock, open_log
@@ -62,7 +62,7 @@ def test_project_then_lag_is_zero(lake_with_orders: Path) -> None:
         ("vectors", "order_stories"): 22,
         ("training", "training_set"): 22,
     }
-    log = EventLog.open(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=1)))
+    log = open_order_log(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=1)))
     log.append("o3", [ev("CustomerNoteAdded", t(5, 9), author="a", note="n")])
     log.close()
     lag = json.loads(cli(lake_with_orders, "lag", "--json").stdout)
@@ -319,7 +319,7 @@ def test_state_shows_money_with_currency_version_and_window(lake_with_orders: Pa
     )
     # A note recorded on 03-10 about 03-06: as known on 03-05 the state of 03-08 is still
     # current (no window end); as known now it ended on 03-06.
-    log = EventLog.open(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=8)))
+    log = open_order_log(lake_with_orders, clock=StepClock(RECORDED_T0 + timedelta(days=8)))
     log.append("o1", [ev("CustomerNoteAdded", t(6, 9), author="a", note="late note")])
     log.close()
     assert cli(lake_with_orders, "project").exit_code == 0

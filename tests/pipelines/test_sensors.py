@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from pipelines.definitions import resources_for
 from pipelines.sensors import compact_log_schedule, log_head_sensor
 
@@ -22,14 +22,14 @@ def evaluate(lake: Path, instance: dg.DagsterInstance, cursor: str | None = None
 
 
 def head_of(lake: Path) -> int:
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with open_order_log(lake, create=False, seal_on_close=False) as log:
         return log.head()
 
 
 def test_sensor_requests_catch_up_until_projections_reach_the_head(
     small_lake: Path, defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
 
     head = head_of(small_lake)
     first = evaluate(small_lake, instance)
@@ -66,7 +66,7 @@ def test_compact_log_job_merges_parts_without_changing_events(
     from pipelines.definitions import build_definitions
     from tests.support.logs import ManualClock, created
 
-    with EventLog.open(lake, clock=ManualClock()) as log:
+    with open_order_log(lake, clock=ManualClock()) as log:
         for i in range(4):  # four small sealed parts on one date
             log.append(f"ord-{i}", [created(f"c-{i}")])
             log.seal()
@@ -79,7 +79,7 @@ def test_compact_log_job_merges_parts_without_changing_events(
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = output.event_specific_data.metadata  # type: ignore[union-attr]
-    with EventLog.open(lake, create=False, seal_on_close=False) as log:
+    with open_order_log(lake, create=False, seal_on_close=False) as log:
         after_parts = len(log.live_parts())
         assert log.read_all().column("event_id").to_pylist() == before
         assert log.verify().ok

@@ -59,7 +59,7 @@ def ensure_chromium() -> Path:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
     """`ledgerlake ui` on a freshly generated lake (hashing embedder); always stopped."""
-    from eventlog.generate import generate
+    from eventlog.orders.generate import generate
 
     ensure_chromium()
     lake = tmp_path_factory.mktemp("ui") / "lake"

@@ -9,9 +9,9 @@ import pytest
 from eventlog.decider import fold
 from eventlog.envelope import NewEvent
 from eventlog.errors import PayloadSchemaError
-from eventlog.log import EventLog
 from eventlog.orders import ORDER_DECIDER
 from eventlog.orders.events import order_registry
+from eventlog.orders.log import open_order_log
 from projections.runner import catch_up
 from projections.warehouse import connect
 
@@ -28,7 +28,7 @@ MAX_CENTS = order_registry().spec("ItemAdded").bounds["unit_price_cents"].hi
 
 def totals(lake: Path, events: list[NewEvent]) -> tuple[int, int]:
     """(the warehouse's total_cents, the Python fold's total_cents) of one order."""
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         log.append("o-1", [NewEvent("OrderCreated", CREATED), *events])
         catch_up(log)
         stream = log.read_stream("o-1")
@@ -65,5 +65,5 @@ def test_the_largest_lines_the_log_accepts_are_projected_exactly(lake: Path) -> 
 
 
 def test_a_discount_that_would_wrap_a_total_is_refused_at_the_door(lake: Path) -> None:
-    with EventLog.open(lake) as log, pytest.raises(PayloadSchemaError, match="amount_cents"):
+    with open_order_log(lake) as log, pytest.raises(PayloadSchemaError, match="amount_cents"):
         log.append("o-1", [NewEvent("DiscountApplied", {"code": "X", "amount_cents": -(2**63)})])

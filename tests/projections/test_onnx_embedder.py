@@ -95,10 +95,10 @@ def test_pytorch_embedder_prints_no_loading_bar(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_search_loads_onnx_not_torch(tmp_path: Path) -> None:
     from eventlog.generate import generate
-    from eventlog.log import EventLog
+    from eventlog.orders.log import open_order_log
 
     lake = tmp_path / "lake"
-    with EventLog.open(lake) as log:
+    with open_order_log(lake) as log:
         generate(log, orders=6, days=5, seed=3)
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "LANCE_LOG": "error"}

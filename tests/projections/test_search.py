@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.decider import handle
 from eventlog.errors import InvalidInputError
-from eventlog.generate import generate
+from eventlog.handler import handle
 from eventlog.log import EventLog
 from eventlog.orders.commands import AddCustomerNote, AddItem, CreateOrder
 from eventlog.orders.decider import ORDER_DECIDER
+from eventlog.orders.generate import generate
+from eventlog.orders.log import open_order_log
 from projections.embeddings import HashingEmbedder, SentenceTransformerEmbedder
 from projections.search import search
 from projections.vectors import VectorStoreMissingError, catch_up_vectors
@@ -58,7 +59,7 @@ def plant(log: EventLog, order_id: str, customer: str, note: str, at: datetime) 
 @pytest.fixture
 def timed(lake: Path) -> tuple[EventLog, Clock]:
     clock = Clock(T0)
-    log = EventLog.open(lake, clock=clock)
+    log = open_order_log(lake, clock=clock)
     yield log, clock
     log.close()
 

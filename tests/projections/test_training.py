@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from eventlog.envelope import NewEvent
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from projections.embeddings import HashingEmbedder
 from projections.training import default_cutoffs, export_training
 
@@ -123,7 +124,7 @@ def test_events_recorded_after_the_cutoff_change_no_feature(
         clock = Clock()
         emb = HashingEmbedder(16)
         created: set[int] = set()
-        with EventLog.open(lake, clock=clock) as log:
+        with open_order_log(lake, clock=clock) as log:
             write(log, clock, before, created)
             export(lake, Path(tmp) / "a.parquet", emb, log)
             # later recordings: recorded after the cutoff, occurred any time (back-dating included)
@@ -140,7 +141,7 @@ def test_labels_come_from_the_horizon_and_cancelled_orders_are_left_out(
     lake: Path, tmp_path: Path
 ) -> None:
     clock = Clock()
-    with EventLog.open(lake, clock=clock) as log:
+    with open_order_log(lake, clock=clock) as log:
         write(
             log,
             clock,
@@ -191,7 +192,7 @@ def test_bad_input(lake: Path, tmp_path: Path) -> None:
             cutoffs=[datetime(2026, 1, 1)],
             embedder=HashingEmbedder(8),
         )
-    EventLog.open(lake).close()
+    open_order_log(lake).close()
     with pytest.raises(InvalidInputError, match="no order events"):
         export_training(lake, tmp_path / "x.parquet", embedder=HashingEmbedder(8))
     assert not (tmp_path / "x.parquet").exists()

@@ -9,13 +9,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from eventlog.decider import handle
 from eventlog.envelope import records_from_batch
 from eventlog.errors import InvalidInputError
-from eventlog.generate import generate
+from eventlog.handler import handle
 from eventlog.log import EventLog
 from eventlog.orders.commands import AddCustomerNote, AddItem, CreateOrder
 from eventlog.orders.decider import ORDER_DECIDER
+from eventlog.orders.generate import generate
 from projections.embeddings import HashingEmbedder
 from projections.narratives import OrderFacts, add_fact, narrate, order_story
 from projections.vectors import (

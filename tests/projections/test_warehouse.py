@@ -15,7 +15,7 @@ import pytest
 
 from eventlog.envelope import NewEvent
 from eventlog.errors import LakeNotFoundError
-from eventlog.log import EventLog
+from eventlog.orders.log import open_order_log
 from projections.runner import catch_up
 from projections.warehouse import (
     WarehouseBusyError,
@@ -52,7 +52,7 @@ def test_schemas_and_utc(lake: Path) -> None:
 def test_read_only_open_needs_a_warehouse_and_refuses_writes(lake: Path) -> None:
     with pytest.raises(LakeNotFoundError, match=f"no lake at {lake}; create one"):
         connect(lake, read_only=True)
-    EventLog.open(lake).close()
+    open_order_log(lake).close()
     with pytest.raises(WarehouseNotFoundError, match="ledgerlake project"):
         connect(lake, read_only=True)
     connect(lake).close()

@@ -22,6 +22,7 @@ from eventlog.log import AppendRequest, EventLog
 from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.decider import order_state_fields
 from eventlog.orders.events import REGISTRY
+from eventlog.orders.log import open_order_log
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 RECORDED_T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -146,7 +147,7 @@ class StepClock:
 
 def open_log(lake: Path, **options: Any) -> EventLog:
     """An EventLog whose commits are recorded one hour apart from RECORDED_T0."""
-    return EventLog.open(lake, clock=StepClock(), seal_on_close=False, **options)
+    return open_order_log(lake, clock=StepClock(), seal_on_close=False, **options)
 
 
 def append_commit(log: EventLog, commit: Sequence[RawEvent]) -> None:

@@ -4,6 +4,7 @@ Run as a script, this module is the writer process of the concurrency and crash 
 
     python tests/support/logs.py concurrent LAKE WORKER N STREAMS OUT
     python tests/support/logs.py crash LAKE SEED ACKS [CRASH_POINT]
+    python tests/support/logs.py writers LAKE WORKER SECONDS OUT
 
 Each successful append is written to a side file and fsynced *after* the call returned,
 so the file lists only acknowledged appends; a crash point makes the process
@@ -26,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from eventlog.envelope import NewEvent
+from eventlog.orders.log import open_order_log
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -140,10 +142,9 @@ def _ack(fh: Any, record: dict[str, Any]) -> None:
 def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
     """Append n times to random shared streams with the version this worker last read."""
     from eventlog.errors import ConcurrencyError
-    from eventlog.log import EventLog
 
     rng = random.Random(int(worker))
-    log = EventLog.open(lake, seal_max_events=40, seal_on_close=False)
+    log = open_order_log(lake, seal_max_events=40, seal_on_close=False)
     Path(out + ".ready").touch()
     go = Path(out).parent / "go"
     while not go.exists():  # start together, so the workers really race
@@ -179,26 +180,27 @@ CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts")
 
 def _install_crash_point(point: str) -> None:
     """Make the process die at one exact step of the commit protocol."""
-    from eventlog import log as log_module
+    from eventlog import maintenance as maintenance_module
     from eventlog import parts as parts_module
+    from eventlog import storage as storage_module
 
-    if point == "after_publish":  # part published, SQLite not committed
-        original = log_module.EventLog._publish
+    if point == "after_publish":  # part published, the tail not committed
+        original = storage_module.PartStore.publish
 
         def publish_then_die(self: Any, date: str, table: pa.Table) -> Any:
             original(self, date, table)
             os._exit(9)
 
-        log_module.EventLog._publish = publish_then_die  # type: ignore[method-assign]
+        storage_module.PartStore.publish = publish_then_die  # type: ignore[method-assign]
     elif point == "before_commit":  # every part published, rows deleted, no commit
-        original_seal = log_module.EventLog._seal_locked
+        original_seal = maintenance_module.Maintenance.seal_locked
 
-        def seal_then_die(self: Any, conn: Any) -> None:
-            original_seal(self, conn)
-            if self.tail.meta("sealed_head") > 0:
+        def seal_then_die(self: Any) -> None:
+            original_seal(self)
+            if self.log.tail.meta("sealed_head") > 0:
                 os._exit(9)
 
-        log_module.EventLog._seal_locked = seal_then_die  # type: ignore[method-assign]
+        maintenance_module.Maintenance.seal_locked = seal_then_die  # type: ignore[method-assign]
     elif point == "after_tmp":  # temp file written and fsynced, never published
 
         def die_on_link(src: Any, dst: Any) -> None:
@@ -206,7 +208,7 @@ def _install_crash_point(point: str) -> None:
 
         parts_module.os.link = die_on_link  # type: ignore[assignment]
     elif point == "between_parts":  # a bulk append published some of its parts, not all
-        original_publish = log_module.publish_part
+        original_publish = storage_module.publish_part
 
         def publish_some_then_die(staged: Any) -> Any:
             part = original_publish(staged)
@@ -216,19 +218,18 @@ def _install_crash_point(point: str) -> None:
                     os._exit(9)
             return part
 
-        log_module.publish_part = publish_some_then_die  # type: ignore[assignment]
+        storage_module.publish_part = publish_some_then_die  # type: ignore[assignment]
     else:
         raise SystemExit(f"unknown crash point {point!r}; expected one of {CRASH_POINTS}")
 
 
 def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
     """Append forever (tail appends, seals, bulk appends) until killed; ack each success."""
-    from eventlog.log import EventLog
 
     if point:
         _install_crash_point(point)
     rng = random.Random(int(seed))
-    log = EventLog.open(
+    log = open_order_log(
         lake, seal_max_events=25, bulk_threshold=10_000, bulk_part_rows=100, seal_on_close=False
     )
     with open(acks, "a") as fh:
@@ -259,6 +260,93 @@ def _crash(lake: str, seed: str, acks: str, point: str | None = None) -> None:
                 )
 
 
+def _many_writers(lake: str, worker: str, seconds: str, out: str) -> None:
+    """Append and handle commands on shared streams for ``seconds``; ack each success.
+
+    Raw appends carry their own event ids and the version this writer last read (a clash
+    is counted); commands carry command ids. A storage error (the database restarting)
+    is retried with the same ids until it goes through: a retry never doubles an event.
+    """
+    from eventlog.errors import ConcurrencyError, LedgerLakeError, StorageError
+    from eventlog.handler import CommandHandler
+    from eventlog.orders import ORDER_DECIDER, AddCustomerNote, CreateOrder
+
+    rng = random.Random(int(worker))
+    log = open_order_log(lake, seal_max_events=200, seal_on_close=False)
+    handler = CommandHandler(log, ORDER_DECIDER)
+    Path(out + ".ready").touch()
+    go = Path(out).parent / "go"
+    while not go.exists():
+        time.sleep(0.005)
+    deadline = time.monotonic() + float(seconds)
+    clashes = storage_errors = 0
+
+    def retried(call: Any) -> Any:
+        nonlocal storage_errors
+        while True:
+            try:
+                return call()
+            except StorageError:
+                storage_errors += 1
+                time.sleep(0.2)
+
+    with open(out, "w") as fh:
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            if rng.random() < 0.5:
+                sid = f"shared-{rng.randrange(6)}"
+                events = [
+                    note(f"w{worker} #{i} e{k}", event_id=str(uuid.uuid4()))
+                    for k in range(rng.randint(1, 3))
+                ]
+                try:
+                    version = retried(lambda sid=sid: log.stream_version(sid))
+                    res = retried(
+                        lambda sid=sid, events=events, version=version: log.append(
+                            sid, events, expected_version=version
+                        )
+                    )
+                except ConcurrencyError:
+                    clashes += 1
+                    continue
+                ids = [e.event_id for e in events]
+            else:
+                oid = f"order-{rng.randrange(8)}"
+                at = T0 + timedelta(seconds=i)
+                if retried(lambda oid=oid: log.stream_version(oid)) == 0:
+                    cmd: Any = CreateOrder(
+                        order_id=oid,
+                        at=at,
+                        customer_id="c-1",
+                        customer_name="Ada",
+                        customer_email="ada@example.com",
+                        currency="EUR",
+                        channel="web",
+                    )
+                else:
+                    cmd = AddCustomerNote(
+                        order_id=oid, at=at, author="support", note=f"w{worker} #{i}"
+                    )
+                cid = f"w{worker}-{i}"
+                try:
+                    result = retried(
+                        lambda oid=oid, cmd=cmd, cid=cid: handler.handle(oid, cmd, command_id=cid)
+                    )
+                except ConcurrencyError:
+                    clashes += 1
+                    continue
+                except LedgerLakeError:  # an order another writer created first
+                    continue
+                if result.append is None:
+                    continue
+                res = result.append
+                ids = [e.event_id for e in result.events]
+            _ack(fh, {"first": res.first_position, "last": res.last_position, "event_ids": ids})
+        _ack(fh, {"clashes": clashes, "storage_errors": storage_errors})
+    log.tail.close()
+
+
 def _forever() -> Iterator[int]:
     i = 0
     while True:
@@ -272,5 +360,7 @@ if __name__ == "__main__":
         _concurrent(*rest)
     elif mode == "crash":
         _crash(*rest)
+    elif mode == "writers":
+        _many_writers(*rest)
     else:
         raise SystemExit(f"unknown mode {mode!r}")

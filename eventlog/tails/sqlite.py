@@ -1,125 +1,45 @@
-"""The SQLite write-ahead tail and stream index.
+"""The SQLite tail: ``<lake>/tail.sqlite``, for one machine.
 
-``<lake>/tail.sqlite`` holds the newest committed events (the tail), the stream heads
-and write-model states, the processed command ids, and an index of stream positions
-and event ids. Everything but the tail rows can be rebuilt from the parts.
+It holds the newest committed events (the tail), the counters, the stream heads and
+write-model states, the processed command ids, an index of stream positions and event
+ids, and the catalog of live parts. Everything but the tail rows can be rebuilt from
+the parts. WAL with ``synchronous=FULL``: a COMMIT is durable when it returns;
+``BEGIN IMMEDIATE`` is the writer lock, across threads and processes of one machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-from eventlog import catalog
 from eventlog.errors import IntegrityError, LedgerLakeError, StorageError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS counters (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    head INTEGER NOT NULL DEFAULT 0,
-    sealed_head INTEGER NOT NULL DEFAULT 0,
-    index_head INTEGER NOT NULL DEFAULT 0,
-    ids_head INTEGER NOT NULL DEFAULT 0,
-    heads_head INTEGER NOT NULL DEFAULT 0,
-    last_recorded_at INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS tail (
-    position INTEGER PRIMARY KEY,
-    stream_type TEXT NOT NULL,
-    stream_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL,
-    occurred_at INTEGER NOT NULL,
-    recorded_at INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    metadata TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS streams (
-    stream_id TEXT PRIMARY KEY,
-    stream_type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    state TEXT,
-    state_version INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stream_index (
-    stream_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (stream_id, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS event_index (hash INTEGER PRIMARY KEY, position INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS commands (
-    command_id TEXT PRIMARY KEY,
-    stream_id TEXT NOT NULL,
-    first_position INTEGER NOT NULL,
-    last_position INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
-
-META_KEYS = ("head", "sealed_head", "index_head", "ids_head", "heads_head", "last_recorded_at")
-INSERT_TAIL = "INSERT INTO tail VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-INSERT_COMMAND = "INSERT INTO commands VALUES (?, ?, ?, ?)"
-UPSERT_STREAM = """
-INSERT INTO streams (stream_id, stream_type, version, state, state_version)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET
-    version = excluded.version,
-    state = COALESCE(excluded.state, streams.state),
-    state_version = CASE WHEN excluded.state IS NULL THEN streams.state_version
-                         ELSE excluded.state_version END
-"""
-SELECT_VERSIONS_IN = (
-    "SELECT s.stream_id, s.version FROM json_each(?) AS j "
-    "JOIN streams AS s ON s.stream_id = j.value"
+from eventlog.parts import Part
+from eventlog.tails import META_KEYS, CatalogRow, StreamRow, TailRow, event_hash, iter_statements
+from eventlog.tails.sqlite_sql import (
+    BUMP_STREAM,
+    INSERT_COMMAND,
+    INSERT_PART,
+    INSERT_TAIL,
+    MIGRATE_META,
+    REPLACE_PART,
+    SCHEMA,
+    SELECT_LIVE,
+    SELECT_METAS,
+    SELECT_METAS_AND_VERSION,
+    SELECT_OLDEST_TAIL,
+    SELECT_REPLACED,
+    SELECT_STREAM_AND_HEADS,
+    SELECT_TAIL_AT,
+    SELECT_VERSIONS_IN,
+    UPSERT_STREAM,
 )
-SELECT_METAS = f"SELECT {', '.join(META_KEYS)} FROM counters"  # noqa: S608 (constants)
-SELECT_STREAM_AND_HEADS = """
-SELECT c.head, c.heads_head, s.version, s.state, s.state_version
-FROM counters AS c LEFT JOIN streams AS s ON s.stream_id = ?
-"""
-SELECT_METAS_AND_VERSION = (
-    f"SELECT {', '.join('c.' + k for k in META_KEYS)}, s.version "  # noqa: S608 (constants)
-    "FROM counters AS c LEFT JOIN streams AS s ON s.stream_id = ?"
-)
-# A lake from before the counters table kept them as key/value rows in ``meta``; event
-# ids were indexed as far as ``index_head`` then.
-MIGRATE_META = """
-INSERT OR IGNORE INTO counters
-    (id, head, sealed_head, index_head, ids_head, heads_head, last_recorded_at)
-SELECT 1,
-    coalesce(max(value) FILTER (WHERE key = 'head'), 0),
-    coalesce(max(value) FILTER (WHERE key = 'sealed_head'), 0),
-    coalesce(max(value) FILTER (WHERE key = 'index_head'), 0),
-    coalesce(max(value) FILTER (WHERE key = 'ids_head'),
-             max(value) FILTER (WHERE key = 'index_head'), 0),
-    coalesce(max(value) FILTER (WHERE key = 'heads_head'), 0),
-    coalesce(max(value) FILTER (WHERE key = 'last_recorded_at'), 0)
-FROM meta
-"""
-SELECT_OLDEST_TAIL = "SELECT recorded_at FROM tail ORDER BY position LIMIT 1"
-SELECT_TAIL_AT = "SELECT * FROM tail WHERE position >= ? AND position <= ? ORDER BY position"
-BUMP_STREAM = """
-INSERT INTO streams (stream_id, stream_type, version) VALUES (?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = MAX(streams.version, excluded.version)
-"""
-
-
-def event_hash(event_id: str) -> int:
-    """The event-id index key: a signed 64-bit hash of the id (blake2b, so any text works)."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
 
 _SET_COUNTERS: dict[tuple[str, ...], str] = {}  # the UPDATE for each set of counters
 
@@ -162,7 +82,7 @@ def _connect(path: Path, read_only: bool, busy_timeout_s: float) -> sqlite3.Conn
     )
 
 
-class Tail:
+class SqliteTail:
     """One connection to ``tail.sqlite``; not shared between threads or processes.
 
     ``read_only`` opens it for reading alone (``mode=ro``): no schema is created, no
@@ -178,7 +98,11 @@ class Tail:
             self.conn = _connect(path, read_only, busy_timeout_s)
             try:
                 self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-                self.has_catalog = catalog.has_catalog(self.conn)
+                self.has_catalog = bool(
+                    self.conn.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'parts'"
+                    ).fetchone()[0]
+                )
                 if read_only:
                     self.conn.execute(SELECT_METAS).fetchone()
                 else:
@@ -193,9 +117,8 @@ class Tail:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         with self.write():
-            for statement in (SCHEMA + catalog.SCHEMA).split(";"):
-                if statement.strip():
-                    self.conn.execute(statement)
+            for statement in iter_statements(SCHEMA):
+                self.conn.execute(statement)
             old = self.conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
             ).fetchone()[0]
@@ -203,13 +126,18 @@ class Tail:
                 self.conn.execute(MIGRATE_META)
                 self.conn.execute("DROP TABLE meta")
             self.conn.execute("INSERT OR IGNORE INTO counters (id) VALUES (1)")
+        self.has_catalog = True
+
+    def describe(self) -> str:
+        """The tail's file."""
+        return str(self.path)
 
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[None]:
         """A write transaction: ``BEGIN IMMEDIATE`` serializes writers across processes.
 
         SQLite failures (a full disk, a read-only file, a damaged file) leave as our
@@ -222,7 +150,7 @@ class Tail:
         except sqlite3.DatabaseError as exc:
             raise tail_error(self.path, exc) from None
         try:
-            yield self.conn
+            yield None
         except BaseException as exc:
             if self.conn.in_transaction:
                 # SQLite may already have rolled back (a full disk does that)
@@ -241,14 +169,14 @@ class Tail:
             raise tail_error(self.path, exc) from None
 
     @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
+    def snapshot(self) -> Iterator[None]:
         """A read transaction: every query inside sees the same committed state."""
         if self.conn.in_transaction:  # already inside a read or write transaction
-            yield self.conn
+            yield None
             return
         self.conn.execute("BEGIN")
         try:
-            yield self.conn
+            yield None
         finally:
             self.conn.execute("COMMIT")
 
@@ -272,9 +200,7 @@ class Tail:
             return meta, ({stream_ids[0]: int(row[-1])} if row[-1] is not None else {})
         return self.metas(), self.stream_versions(stream_ids)
 
-    def stream_row_and_heads(
-        self, stream_id: str
-    ) -> tuple[int, int, tuple[int, str | None, int] | None]:
+    def stream_row_and_heads(self, stream_id: str) -> tuple[int, int, StreamRow | None]:
         """(head, heads_head, the stream's row as ``stream_row`` gives it), in one query."""
         h, hh, version, state, state_version = self.conn.execute(
             SELECT_STREAM_AND_HEADS, (stream_id,)
@@ -317,7 +243,7 @@ class Tail:
         """Whether any stream head is stored (bulk-only lakes have none until catch-up)."""
         return bool(self.conn.execute("SELECT EXISTS (SELECT 1 FROM streams)").fetchone()[0])
 
-    def stream_row(self, stream_id: str) -> tuple[int, str | None, int] | None:
+    def stream_row(self, stream_id: str) -> StreamRow | None:
         """(version, state JSON, state_version) of a stream, or None."""
         row = self.conn.execute(
             "SELECT version, state, state_version FROM streams WHERE stream_id = ?", (stream_id,)
@@ -332,7 +258,7 @@ class Tail:
         ).fetchone()
         return (row[0], int(row[1]), int(row[2])) if row else None
 
-    def tail_rows(self, after: int, until: int | None = None) -> list[tuple[Any, ...]]:
+    def tail_rows(self, after: int, until: int | None = None) -> list[TailRow]:
         """Tail rows with position in (after, until], in position order."""
         if until is None:
             return self.conn.execute(
@@ -383,3 +309,96 @@ class Tail:
                 (stream_id, after_version),
             )
         ]
+
+    # ---------------------------------------------------------------- writes
+    def upsert_streams(self, rows: Sequence[tuple[str, str, int, str | None, int]]) -> None:
+        """Stream heads with their states (a None state keeps the stored one)."""
+        if len(rows) == 1:
+            self.conn.execute(UPSERT_STREAM, rows[0])
+        else:
+            self.conn.executemany(UPSERT_STREAM, rows)
+
+    def bump_streams(self, rows: Sequence[tuple[str, str, int]]) -> None:
+        """Raise heads to at least the given versions (rows in key order: B-tree appends)."""
+        self.conn.executemany(BUMP_STREAM, rows)
+
+    def stream_heads(self) -> dict[str, int]:
+        """Every stored stream head."""
+        rows = self.conn.execute("SELECT stream_id, version FROM streams").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def stream_count(self) -> int:
+        """How many stream heads are stored."""
+        return int(self.conn.execute("SELECT count(*) FROM streams").fetchone()[0])
+
+    def insert_commands(
+        self, rows: Sequence[tuple[str, str, int, int]], *, ignore_known: bool = False
+    ) -> None:
+        """Record processed command ids."""
+        sql = (
+            "INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)" if ignore_known else INSERT_COMMAND
+        )
+        if len(rows) == 1:
+            self.conn.execute(sql, rows[0])
+        elif rows:
+            self.conn.executemany(sql, rows)
+
+    def insert_tail(self, rows: Sequence[TailRow]) -> None:
+        """Insert committed events."""
+        if len(rows) == 1:
+            self.conn.execute(INSERT_TAIL, rows[0])
+        else:
+            self.conn.executemany(INSERT_TAIL, rows)
+
+    def delete_tail(self, upto: int) -> None:
+        """Delete the tail rows a seal moved into parts."""
+        self.conn.execute("DELETE FROM tail WHERE position <= ?", (upto,))
+
+    def tail_rows_between(self, first: int, last: int) -> list[TailRow]:
+        """Tail rows with position in [first, last]."""
+        return self.conn.execute(SELECT_TAIL_AT, (first, last)).fetchall()
+
+    def tail_bytes(self) -> int:
+        """Bytes of ``tail.sqlite`` and its WAL files."""
+        return sum(
+            f.stat().st_size for f in self.path.parent.glob(self.path.name + "*") if f.is_file()
+        )
+
+    # ---------------------------------------------------------------- catalog
+    def live_parts(self) -> list[CatalogRow]:
+        """The live parts, in position order (none in a lake made before the catalog)."""
+        if not self.has_catalog:
+            return []
+        return [
+            (str(n), int(f), int(la), str(d), int(b), str(h))
+            for n, f, la, d, b, h in self.conn.execute(SELECT_LIVE)
+        ]
+
+    def add_part(self, part: Part) -> None:
+        """Record a published part."""
+        self.conn.execute(
+            INSERT_PART,
+            (part.name, part.first, part.last, part.date, part.count, part.size, part.sha256),
+        )
+
+    def replace_parts(self, old: Sequence[Part], new: Part, at_us: int) -> None:
+        """Record that ``new`` replaces ``old``."""
+        self.add_part(new)
+        for part in old:
+            self.conn.execute(REPLACE_PART, (at_us, part.name))
+
+    def replaced_parts(self) -> list[tuple[str, int]]:
+        """(name, replaced_at µs) of every replaced part still catalogued."""
+        if not self.has_catalog:
+            return []
+        return [(str(n), int(t)) for n, t in self.conn.execute(SELECT_REPLACED)]
+
+    def forget_part(self, name: str) -> None:
+        """Drop a part's catalog row."""
+        self.conn.execute("DELETE FROM parts WHERE name = ?", (name,))
+
+    def catalogued_names(self) -> set[str]:
+        """Every name in the catalog."""
+        if not self.has_catalog:
+            return set()
+        return {str(r[0]) for r in self.conn.execute("SELECT name FROM parts")}

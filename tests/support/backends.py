@@ -1,0 +1,47 @@
+"""The log's backends for the contract tests: how to make a lake of each kind.
+
+``BACKENDS`` maps a backend's name to the function that prepares an empty lake
+directory for it (given the pytest request, to reach the PostgreSQL server fixture
+only when a test of that backend runs). Every test parametrized over it runs on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from eventlog.lake import read_config
+
+Prepare = Callable[[pytest.FixtureRequest, Path], None]
+
+
+def _sqlite(request: pytest.FixtureRequest, lake: Path) -> None:
+    """Nothing to do: a lake directory without a config commits to ``tail.sqlite``."""
+
+
+def _postgresql(request: pytest.FixtureRequest, lake: Path) -> None:
+    from tests.support.postgres import make_postgres_lake
+
+    make_postgres_lake(request.getfixturevalue("postgres"), lake)
+
+
+BACKENDS: dict[str, Prepare] = {
+    "sqlite-tail+parquet": _sqlite,
+    "postgresql-tail+parquet": _postgresql,
+}
+
+
+def drop_tail(lake: Path) -> None:
+    """Lose the lake's tail (the SQLite file, or the PostgreSQL schema): a disaster drill."""
+    config = read_config(lake)
+    if config.tail is None:
+        for f in lake.glob("tail.sqlite*"):
+            f.unlink()
+        return
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(config.tail, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(config.schema)))
