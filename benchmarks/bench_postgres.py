@@ -9,7 +9,9 @@ durability, ``synchronous_commit`` on) is started for the run and removed after 
 * aggregate command throughput with 1, 2 and 4 writer processes, each with its own lake
   handle on the same lake (shared: the server and the parts directory), each handling
   ``CreateOrder`` then three ``AddItem`` on orders of its own for a fixed time; the
-  figure is commands/s of all writers together, and the target is 4 writers >= 1.5x one.
+  figure is commands/s of all writers together, and the target is 4 writers >= 1.5x one;
+* the floor under that figure: the same processes running only the shape of one commit
+  (lock the counters row, read, insert, update, COMMIT) with no LedgerLake code, 4 vs 1.
 """
 
 from __future__ import annotations
@@ -119,14 +121,35 @@ def _writer(lake: str, worker: int, go: Any, start_at: Any, seconds: float, out:
     out.put(("done", worker, done))
 
 
-def _throughput(server: PostgresServer, workdir: Path, writers: int, seconds: float) -> float:
-    """Commands/s of ``writers`` processes together on one fresh lake."""
-    lake = _lake(server, workdir / f"writers-{writers}")
-    open_order_log(lake).close()  # create the schema before the writers race for it
+def _floor_writer(url: str, worker: int, go: Any, start_at: Any, seconds: float, out: Any) -> None:
+    """The floor: one commit's shape with no LedgerLake code (lock the counters row, read,
+    insert a row, update the counters, COMMIT), pipelined as the tail sends it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        out.put(("ready", worker, 0))
+        go.wait()
+        deadline = start_at.value + seconds
+        done = 0
+        while time.time() < deadline:
+            with conn.pipeline():
+                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                conn.execute("SELECT head FROM floor_counters WHERE id = 1 FOR UPDATE")
+            conn.execute("SELECT head FROM floor_counters WHERE id = 1").fetchone()
+            with conn.pipeline():
+                conn.execute("INSERT INTO floor_rows VALUES (%s, %s)", (worker, done))
+                conn.execute("UPDATE floor_counters SET head = head + 1 WHERE id = 1")
+                conn.execute("COMMIT")
+            done += 1
+        out.put(("done", worker, done))
+
+
+def _processes(target: Any, arg: str, writers: int, seconds: float) -> float:
+    """Operations/s of ``writers`` processes running ``target(arg, ...)`` together."""
     ctx = multiprocessing.get_context("spawn")
     go, start_at, out = ctx.Event(), ctx.Value("d", 0.0), ctx.Queue()
     procs = [
-        ctx.Process(target=_writer, args=(str(lake), w, go, start_at, seconds, out))
+        ctx.Process(target=target, args=(arg, w, go, start_at, seconds, out))
         for w in range(writers)
     ]
     for p in procs:
@@ -148,13 +171,33 @@ def _throughput(server: PostgresServer, workdir: Path, writers: int, seconds: fl
     return total / seconds
 
 
+def _throughput(server: PostgresServer, workdir: Path, writers: int, seconds: float) -> float:
+    """Commands/s of ``writers`` processes together on one fresh lake."""
+    lake = _lake(server, workdir / f"writers-{writers}")
+    open_order_log(lake).close()  # create the schema before the writers race for it
+    return _processes(_writer, str(lake), writers, seconds)
+
+
+def _floor(server: PostgresServer, writers: int, seconds: float) -> float:
+    """Commits/s of the floor transaction (``_floor_writer``) in ``writers`` processes."""
+    import psycopg
+
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS floor_counters, floor_rows")
+        conn.execute("CREATE TABLE floor_counters (id INTEGER PRIMARY KEY, head BIGINT)")
+        conn.execute("INSERT INTO floor_counters VALUES (1, 0)")
+        conn.execute("CREATE TABLE floor_rows (worker INTEGER, n BIGINT)")
+    return _processes(_floor_writer, server.url(), writers, seconds)
+
+
 def run(workdir: Path, quick: bool) -> list[Result]:
     """Start a throwaway PostgreSQL server, measure, stop it; smaller sizes with ``quick``."""
+    seconds = 3.0 if quick else 8.0
     server = start_server()
     try:
         results = _single_command(server, workdir, 400 if quick else 2000)
-        seconds = 3.0 if quick else 8.0
         rates = {w: _throughput(server, workdir, w, seconds) for w in WRITERS}
+        floor = {w: _floor(server, w, seconds / 2) for w in (1, 4)}
     finally:
         stop_server(server)
     one = rates[1]
@@ -171,6 +214,16 @@ def run(workdir: Path, quick: bool) -> list[Result]:
                 rates[w] >= 1.5 * one if w == 4 else None,
             )
         )
+    results.append(
+        Result(
+            AREA,
+            "floor: lock-then-commit transactions/s, 4 processes (no LedgerLake code)",
+            floor[4],
+            "tx/s",
+            "the same, 1 process",
+            floor[1],
+        )
+    )
     return results
 
 
