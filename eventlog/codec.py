@@ -187,6 +187,16 @@ class EventRegistry:
                 f"{type(payload).__name__} is not a registered event type"
             ) from None
 
+    def payload_of(self, payload: object) -> tuple[EventSpec, dict[str, Any]]:
+        """The spec of a payload object and its checked JSON dict (``validate`` of its fields)."""
+        spec = self.spec_for(payload)
+        data = {name: getattr(payload, name) for name in spec.fields}
+        exact = self._exact[spec.name]
+        if exact is not None and all(type(data[n]) in allowed for n, allowed in exact.items()):
+            check_bounds(spec, data)
+            return spec, data
+        return spec, self.validate(spec.name, data)
+
     def validate(
         self, event_type: str, data: object, schema_version: int | None = None
     ) -> dict[str, Any]:
@@ -282,8 +292,29 @@ def check_depth(value: Any, what: str) -> None:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+# The C encoder behind ``_ENCODER.encode``, made once: ``encode`` builds a new one per call,
+# which costs more than encoding a small payload. No circular-reference markers: the log
+# encodes JSON values it just checked, never cyclic objects.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Callable[[object, int], Iterable[str]] | None = (
+    _C_MAKE_ENCODER(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan (as JSONEncoder's default)
+    )
+    if _C_MAKE_ENCODER is not None
+    else None
+)
 
 
 def dumps(value: object) -> str:
     """Compact, key-sorted JSON: the same value always encodes to the same text."""
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))

@@ -193,6 +193,15 @@ class PostgresTail:
         )
         return (int(rows[0][0]), rows[0][1], int(rows[0][2])) if rows else None
 
+    def stream_rows(self, stream_ids: Sequence[str]) -> dict[str, StreamRow]:
+        """The stored heads and states of some streams, in one query."""
+        rows = self.db.all(
+            "SELECT stream_id, version, state, state_version FROM streams "
+            "WHERE stream_id = ANY(%s)",
+            (sorted(set(stream_ids)),),
+        )
+        return {str(r[0]): (int(r[1]), r[2], int(r[3])) for r in rows}
+
     def stream_row_and_heads(self, stream_id: str) -> tuple[int, int, StreamRow | None]:
         """(head, heads_head, the stream's row), in one query."""
         h, hh, version, state, state_version = self.db.one(SELECT_STREAM_AND_HEADS, (stream_id,))

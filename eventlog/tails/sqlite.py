@@ -36,6 +36,7 @@ from eventlog.tails.sqlite_sql import (
     SELECT_OLDEST_TAIL,
     SELECT_REPLACED,
     SELECT_STREAM_AND_HEADS,
+    SELECT_STREAMS_IN,
     SELECT_TAIL_AT,
     SELECT_VERSIONS_IN,
     UPSERT_STREAM,
@@ -249,6 +250,11 @@ class SqliteTail:
             "SELECT version, state, state_version FROM streams WHERE stream_id = ?", (stream_id,)
         ).fetchone()
         return (int(row[0]), row[1], int(row[2])) if row else None
+
+    def stream_rows(self, stream_ids: Sequence[str]) -> dict[str, StreamRow]:
+        """(version, state JSON, state_version) of some streams, in one query."""
+        found = self.conn.execute(SELECT_STREAMS_IN, (json.dumps(sorted(set(stream_ids))),))
+        return {str(r[0]): (int(r[1]), r[2], int(r[3])) for r in found}
 
     def command(self, command_id: str) -> tuple[str, int, int] | None:
         """(stream_id, first, last position) of a processed command id, or None."""
