@@ -268,8 +268,10 @@ def append_many(
     if rows is None:
         prepared = [prepare(log, req) for req in requests]
     else:
+        for sid in {req.stream_id for req in requests}:  # a batch's streams, once each
+            validate_stream_id(sid)
         for req in requests:
-            check_request(req)
+            validate_expected_version(req.expected_version)
         prepared = list(rows)
     total = sum(len(rows) for rows in prepared)
     if total == 0:
