@@ -10,8 +10,9 @@ durability, ``synchronous_commit`` on) is started for the run and removed after 
   handle on the same lake (shared: the server and the parts directory), each handling
   ``CreateOrder`` then three ``AddItem`` on orders of its own for a fixed time; the
   figure is commands/s of all writers together, and the target is 4 writers >= 1.5x one;
-* the floor under that figure: the same processes running only the shape of one commit
-  (lock the counters row, read, insert, update, COMMIT) with no LedgerLake code, 4 vs 1.
+* beside it, the peer's recorder in the same processes (4 vs 1; it serializes writers
+  with a table lock), and the floor under both: the processes running only the shape of
+  one commit (lock the counters row, read, insert, update, COMMIT), 4 vs 1.
 """
 
 from __future__ import annotations
@@ -44,12 +45,16 @@ def _lake(server: PostgresServer, path: Path) -> Path:
 
 
 def _peer_app(server: PostgresServer) -> Any:
+    return _peer_app_on(str(server.port))
+
+
+def _peer_app_on(port: str) -> Any:
     orders_cls, order_cls = _peer_classes()
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": "postgres",
         "POSTGRES_HOST": "127.0.0.1",
-        "POSTGRES_PORT": str(server.port),
+        "POSTGRES_PORT": port,
         "POSTGRES_USER": "postgres",
         "POSTGRES_PASSWORD": "",  # the throwaway server trusts loopback
     }
@@ -144,6 +149,28 @@ def _floor_writer(url: str, worker: int, go: Any, start_at: Any, seconds: float,
         out.put(("done", worker, done))
 
 
+def _peer_writer(port: str, worker: int, go: Any, start_at: Any, seconds: float, out: Any) -> None:
+    """The peer's writer process: the same commands through its PostgreSQL recorder."""
+    app, order_cls = _peer_app_on(port)
+    out.put(("ready", worker, 0))
+    go.wait()
+    deadline = start_at.value + seconds
+    done = 0
+    while time.time() < deadline:
+        order = order_cls(f"c-{worker}", "Ada Lovelace", "ada@example.com", "EUR", "web")
+        app.save(order)
+        done += 1
+        for k in range(3):
+            if time.time() >= deadline:
+                break
+            loaded = app.repository.get(order.id)
+            loaded.add_item(f"sku-{k}", f"Product {k}", 1, 1299)
+            app.save(loaded)
+            done += 1
+    app.close()
+    out.put(("done", worker, done))
+
+
 def _processes(target: Any, arg: str, writers: int, seconds: float) -> float:
     """Operations/s of ``writers`` processes running ``target(arg, ...)`` together."""
     ctx = multiprocessing.get_context("spawn")
@@ -197,6 +224,7 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     try:
         results = _single_command(server, workdir, 400 if quick else 2000)
         rates = {w: _throughput(server, workdir, w, seconds) for w in WRITERS}
+        peer = {w: _processes(_peer_writer, str(server.port), w, seconds / 2) for w in (1, 4)}
         floor = {w: _floor(server, w, seconds / 2) for w in (1, 4)}
     finally:
         stop_server(server)
@@ -214,6 +242,16 @@ def run(workdir: Path, quick: bool) -> list[Result]:
                 rates[w] >= 1.5 * one if w == 4 else None,
             )
         )
+    results.append(
+        Result(
+            AREA,
+            "eventsourcing PostgreSQL recorder: commands/s, 4 writer processes",
+            peer[4],
+            "cmd/s",
+            "the same, 1 process",
+            peer[1],
+        )
+    )
     results.append(
         Result(
             AREA,
