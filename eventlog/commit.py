@@ -160,11 +160,13 @@ def decided_rows(
     """The rows ``prepare`` makes of one command's events, straight from its payload objects.
 
     A command handler gives the payload dataclasses it decided (each checked once by exact
-    types, then encoded once) and one metadata object for all of them (checked and
-    encoded once), instead of a ``NewEvent`` of a payload dict per event.
+    types, then encoded once) and one metadata dict for all of them, made for this command
+    and kept as it is (checked and encoded once), instead of a ``NewEvent`` per event.
     """
     registry = log.registry
-    checked = _checked_metadata(metadata, None)
+    if any(isinstance(v, dict | list) for v in metadata.values()):
+        check_depth(metadata, "metadata")
+    checked = metadata  # the handler's own dict, made for this command: no copy needed
     metadata_text = dumps(checked)
     command_id = checked.get("command_id")
     command_id = str(command_id) if command_id else None
@@ -297,11 +299,12 @@ def append_many(
             command_id_of(req, req_rows) for req, req_rows in zip(requests, prepared, strict=True)
         ]
         for i, (req, req_rows) in enumerate(zip(requests, prepared, strict=True)):
-            done = already_done(log, req, req_rows)
+            cid = cids[i]
+            # only a command id or the writer's own event ids can make it a repeat
+            done = already_done(log, req, req_rows) if cid or own_ids else None
             if done is not None:
                 results[i] = done
                 continue
-            cid = cids[i]
             if cid is not None:
                 if cid in seen_commands:
                     raise DuplicateEventError(f"command id {cid!r} appears twice in one append")
@@ -402,8 +405,11 @@ def append_many(
         must_seal = log.maintenance.must_seal(
             position - meta["sealed_head"], meta["sealed_head"], now
         )
-    # committed rows are immutable: keep the last ones so handle() reads them back free
+    # committed rows are immutable: keep the last ones so handle() reads them back free,
+    # and the tail's rows for the seal
     log.remember(new_rows, new_decoded if remember else None)
+    if total < log.bulk_threshold:
+        log.maintenance.keep_unsealed(new_rows)
     if must_seal:
         log.seal()
     return [r for r in results if r is not None]
