@@ -122,6 +122,10 @@ class EventRegistry:
         self._specs: dict[str, EventSpec] = {s.name: s for s in specs}
         self._by_class: dict[type[Any], EventSpec] = {s.cls: s for s in self._specs.values()}
         self._exact = {name: _exact_types(spec) for name, spec in self._specs.items()}
+        self._exact_items = {
+            name: tuple(exact.items()) if exact is not None else None
+            for name, exact in self._exact.items()
+        }
 
     def register(
         self,
@@ -190,12 +194,18 @@ class EventRegistry:
     def payload_of(self, payload: object) -> tuple[EventSpec, dict[str, Any]]:
         """The spec of a payload object and its checked JSON dict (``validate`` of its fields)."""
         spec = self.spec_for(payload)
-        data = {name: getattr(payload, name) for name in spec.fields}
-        exact = self._exact[spec.name]
-        if exact is not None and all(type(data[n]) in allowed for n, allowed in exact.items()):
-            check_bounds(spec, data)
-            return spec, data
-        return spec, self.validate(spec.name, data)
+        exact = self._exact_items[spec.name]
+        if exact is not None:  # the common case: every value of an exact type, in one pass
+            data = {}
+            for name, allowed in exact:
+                value = getattr(payload, name)
+                if type(value) not in allowed:
+                    break
+                data[name] = value
+            else:
+                check_bounds(spec, data)
+                return spec, data
+        return spec, self.validate(spec.name, {n: getattr(payload, n) for n in spec.fields})
 
     def validate(
         self, event_type: str, data: object, schema_version: int | None = None
