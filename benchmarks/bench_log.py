@@ -5,7 +5,9 @@ Every figure is measured in the same run as its reference, on the same disk:
 * single command: ``handle`` (load state from the stream index, decide, append with the
   expected version) vs an ``eventsourcing`` Application doing get, mutate, save on a
   SQLite file (both WAL, synchronous FULL: durable on return);
-* group commit (``handle_many``) and bulk append (``append_batch``) events/s vs pyarrow
+* group commit (``handle_many``) events/s vs the peer building and saving the same
+  aggregates, and vs its own ceiling (the Order decider's work alone, no log);
+* bulk append (``append_batch``) events/s vs pyarrow
   writing the same envelope rows to one Parquet file with the same settings, fsynced
   (the limit), and vs the peer saving many aggregates in one ``app.save``;
 * whole-log ``read`` events/s vs the peer selecting and decoding its notifications;
@@ -28,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.common import Result, median, percentile
+from eventlog.decider import fold
 from eventlog.handler import CommandHandler
 from eventlog.log import EventLog
 from eventlog.orders import ORDER_DECIDER, AddItem, CreateOrder
@@ -236,6 +239,29 @@ def _group_commit(workdir: Path, commands: int, batch: int) -> float:
     return events / total
 
 
+def _deciding_alone(commands: int, batch: int) -> float:
+    """Events/s of the group commit's domain work alone: decide, evolve and the state's
+    JSON dict for the same commands, no log (the ceiling of ``_group_commit``)."""
+    decider = ORDER_DECIDER
+    states: dict[str, Any] = {}
+    total = 0.0
+    events = 0
+    for lo in range(0, commands, batch):
+        ids = range(lo, min(commands, lo + batch))
+        creates = [(f"order-{i}", _create(i)) for i in ids]
+        adds = [(f"order-{i}", _add(i, k)) for i in ids for k in range(3)]
+        start = time.perf_counter()
+        for chunk in (creates, adds):
+            for sid, command in chunk:
+                state = states.get(sid) or decider.initial(sid)
+                new = decider.decide(command, state)
+                states[sid] = state = fold(decider, new, state)
+                decider.state_to_json(state)
+                events += len(new)
+        total += time.perf_counter() - start
+    return events / total
+
+
 def _bulk(workdir: Path, rows: int, streams: int) -> tuple[EventLog, float, float, int]:
     """Build the big log with append_batch in 100k-row batches; returns events/s and limit."""
     log = open_order_log(workdir / "bulk", seal_on_close=False)
@@ -312,6 +338,7 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     streams = rows // 10
     results = _single_command(workdir, single)
     group_rate = _group_commit(workdir, group, 500)
+    deciding_rate = _deciding_alone(group, 500)
     peer_batch, peer_command_path = _peer_batched(workdir, peer_events)
     log, bulk_rate, limit_rate, n = _bulk(workdir, rows, streams)
     results += [
@@ -322,6 +349,14 @@ def run(workdir: Path, quick: bool) -> list[Result]:
             "events/s",
             "eventsourcing commands + batched save",
             peer_command_path,
+        ),
+        Result(
+            AREA,
+            "group commit (handle_many, 500 cmds)",
+            group_rate,
+            "events/s",
+            "decide + evolve + state JSON alone, no log (ceiling)",
+            deciding_rate,
         ),
         Result(
             AREA,

@@ -122,6 +122,10 @@ class EventRegistry:
         self._specs: dict[str, EventSpec] = {s.name: s for s in specs}
         self._by_class: dict[type[Any], EventSpec] = {s.cls: s for s in self._specs.values()}
         self._exact = {name: _exact_types(spec) for name, spec in self._specs.items()}
+        self._exact_items = {
+            name: tuple(exact.items()) if exact is not None else None
+            for name, exact in self._exact.items()
+        }
 
     def register(
         self,
@@ -186,6 +190,22 @@ class EventRegistry:
             raise UnknownEventTypeError(
                 f"{type(payload).__name__} is not a registered event type"
             ) from None
+
+    def payload_of(self, payload: object) -> tuple[EventSpec, dict[str, Any]]:
+        """The spec of a payload object and its checked JSON dict (``validate`` of its fields)."""
+        spec = self.spec_for(payload)
+        exact = self._exact_items[spec.name]
+        if exact is not None:  # the common case: every value of an exact type, in one pass
+            data = {}
+            for name, allowed in exact:
+                value = getattr(payload, name)
+                if type(value) not in allowed:
+                    break
+                data[name] = value
+            else:
+                check_bounds(spec, data)
+                return spec, data
+        return spec, self.validate(spec.name, {n: getattr(payload, n) for n in spec.fields})
 
     def validate(
         self, event_type: str, data: object, schema_version: int | None = None
@@ -282,8 +302,29 @@ def check_depth(value: Any, what: str) -> None:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+# The C encoder behind ``_ENCODER.encode``, made once: ``encode`` builds a new one per call,
+# which costs more than encoding a small payload. No circular-reference markers: the log
+# encodes JSON values it just checked, never cyclic objects.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Callable[[object, int], Iterable[str]] | None = (
+    _C_MAKE_ENCODER(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan (as JSONEncoder's default)
+    )
+    if _C_MAKE_ENCODER is not None
+    else None
+)
 
 
 def dumps(value: object) -> str:
     """Compact, key-sorted JSON: the same value always encodes to the same text."""
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))

@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from eventlog.codec import check_depth, dumps
@@ -86,49 +87,123 @@ def record_from_row(row: TailRow, decoded: Decoded = (None, None)) -> RecordedEv
 
 
 def prepare(log: EventLog, req: AppendRequest) -> list[Row]:
-    """Check and encode one request's events (before the lock; raises on bad input)."""
-    validate_stream_id(req.stream_id)
-    validate_expected_version(req.expected_version)
+    """Check and encode one request's events (before the lock; raises on bad input).
+
+    The events of one command usually share their metadata object and time: each is
+    checked and encoded once per run of events that share it, not once per event.
+    """
+    check_request(req)
     if not req.events:
         return []
     stream_type = log.stream_type_of(req)
+    registry = log.registry
     rows = []
+    last_meta: tuple[object, dict[str, Any], str] = (None, {}, "")
+    last_time: tuple[datetime | None, int] = (None, 0)
     for ev in req.events:
         if not isinstance(ev, NewEvent):
             raise InvalidInputError(f"expected NewEvent values, got {type(ev).__name__}")
-        spec = log.registry.spec(ev.event_type)
+        spec = registry.spec(ev.event_type)
         if spec.stream_type != stream_type:
             raise InvalidInputError(
                 f"{ev.event_type} belongs to stream type {spec.stream_type!r}, not {stream_type!r}"
             )
-        payload = log.registry.validate(ev.event_type, ev.payload, ev.schema_version)
-        occurred = utc(ev.occurred_at) if ev.occurred_at is not None else log.clock()
-        if not isinstance(ev.metadata, dict):
-            raise InvalidInputError("metadata must be a JSON object")
-        metadata = dict(ev.metadata)
-        if any(isinstance(v, dict | list) for v in metadata.values()):
-            check_depth(metadata, "metadata")
-        if req.command_id and "command_id" not in metadata:
-            metadata["command_id"] = req.command_id
+        payload = registry.validate(ev.event_type, ev.payload, ev.schema_version)
+        if ev.occurred_at is None:
+            occurred = to_micros(log.clock())
+        elif ev.occurred_at is last_time[0]:
+            occurred = last_time[1]
+        else:
+            occurred = to_micros(utc(ev.occurred_at))
+            last_time = (ev.occurred_at, occurred)
+        if ev.metadata is last_meta[0]:  # the same object (one command's events share it)
+            metadata, metadata_text = last_meta[1], last_meta[2]
+        else:
+            metadata = _checked_metadata(ev.metadata, req.command_id)
+            metadata_text = dumps(metadata)
+            last_meta = (ev.metadata, metadata, metadata_text)
         if ev.event_id is not None:
             try:
                 uuid.UUID(ev.event_id)
             except (ValueError, AttributeError, TypeError):
                 raise InvalidInputError(f"event_id {ev.event_id!r} is not a UUID") from None
+        command_id = metadata.get("command_id")
         rows.append(
             Row(
                 event_id=ev.event_id or log.id_factory(),
                 event_type=ev.event_type,
                 schema_version=spec.schema_version,
-                occurred_at=to_micros(occurred),
+                occurred_at=occurred,
                 payload=dumps(payload),
-                metadata=dumps(metadata),
+                metadata=metadata_text,
                 client_id=ev.event_id is not None,
-                command_id=str(metadata["command_id"]) if metadata.get("command_id") else None,
+                command_id=str(command_id) if command_id else None,
                 decoded=(payload, metadata),
             )
         )
     return rows
+
+
+def check_request(req: AppendRequest) -> None:
+    """Check a request's stream id and expected version (bad input raises)."""
+    validate_stream_id(req.stream_id)
+    validate_expected_version(req.expected_version)
+
+
+def decided_rows(
+    log: EventLog,
+    stream_type: str,
+    payloads: Sequence[Any],
+    at: datetime | None,
+    metadata: dict[str, Any],
+) -> list[Row]:
+    """The rows ``prepare`` makes of one command's events, straight from its payload objects.
+
+    A command handler gives the payload dataclasses it decided (each checked once by exact
+    types, then encoded once) and one metadata dict for all of them, made for this command
+    and kept as it is (checked and encoded once), instead of a ``NewEvent`` per event.
+    """
+    registry = log.registry
+    if any(isinstance(v, dict | list) for v in metadata.values()):
+        check_depth(metadata, "metadata")
+    checked = metadata  # the handler's own dict, made for this command: no copy needed
+    metadata_text = dumps(checked)
+    command_id = checked.get("command_id")
+    command_id = str(command_id) if command_id else None
+    occurred = to_micros(utc(at)) if at is not None else None
+    rows = []
+    for payload in payloads:
+        spec, data = registry.payload_of(payload)
+        if spec.stream_type != stream_type:
+            raise InvalidInputError(
+                f"{spec.name} belongs to stream type {spec.stream_type!r}, not {stream_type!r}"
+            )
+        rows.append(
+            Row(
+                event_id=log.id_factory(),
+                event_type=spec.name,
+                schema_version=spec.schema_version,
+                occurred_at=occurred if occurred is not None else to_micros(log.clock()),
+                payload=dumps(data),
+                metadata=metadata_text,
+                client_id=False,
+                command_id=command_id,
+                decoded=(data, checked),
+            )
+        )
+    return rows
+
+
+def _checked_metadata(given: object, command_id: str | None) -> dict[str, Any]:
+    """An event's metadata, checked, as a copy with the request's command id added."""
+    if not isinstance(given, dict):
+        raise InvalidInputError("metadata must be a JSON object")
+    metadata = dict(given)
+    if any(isinstance(v, dict | list) for v in metadata.values()):
+        check_depth(metadata, "metadata")
+    if command_id and "command_id" not in metadata:
+        metadata["command_id"] = command_id
+    return metadata
 
 
 def command_id_of(req: AppendRequest, rows: list[Row]) -> str | None:
@@ -181,10 +256,25 @@ def already_done(log: EventLog, req: AppendRequest, rows: list[Row]) -> AppendRe
 
 
 def append_many(
-    log: EventLog, requests: Sequence[AppendRequest], *, remember: bool = True
+    log: EventLog,
+    requests: Sequence[AppendRequest],
+    *,
+    remember: bool = True,
+    rows: Sequence[list[Row]] | None = None,
 ) -> list[AppendResult]:
-    """``EventLog.append_many``: all requests in one commit, or none."""
-    prepared = [prepare(log, req) for req in requests]
+    """``EventLog.append_many``: all requests in one commit, or none.
+
+    ``rows``, one list per request, are its events already made by ``decided_rows``
+    (the requests' own ``events`` are then not read).
+    """
+    if rows is None:
+        prepared = [prepare(log, req) for req in requests]
+    else:
+        for sid in {req.stream_id for req in requests}:  # a batch's streams, once each
+            validate_stream_id(sid)
+        for req in requests:
+            validate_expected_version(req.expected_version)
+        prepared = list(rows)
     total = sum(len(rows) for rows in prepared)
     if total == 0:
         raise InvalidInputError("nothing to append: every request has an empty event list")
@@ -205,17 +295,21 @@ def append_many(
         seen_ids: set[str] = set()
         seen_commands: set[str] = set()
         todo: list[int] = []
-        for i, (req, rows) in enumerate(zip(requests, prepared, strict=True)):
-            done = already_done(log, req, rows)
+        cids = [
+            command_id_of(req, req_rows) for req, req_rows in zip(requests, prepared, strict=True)
+        ]
+        for i, (req, req_rows) in enumerate(zip(requests, prepared, strict=True)):
+            cid = cids[i]
+            # only a command id or the writer's own event ids can make it a repeat
+            done = already_done(log, req, req_rows) if cid or own_ids else None
             if done is not None:
                 results[i] = done
                 continue
-            cid = command_id_of(req, rows)
             if cid is not None:
                 if cid in seen_commands:
                     raise DuplicateEventError(f"command id {cid!r} appears twice in one append")
                 seen_commands.add(cid)
-            for row in rows:
+            for row in req_rows:
                 if row.event_id in seen_ids:
                     raise DuplicateEventError(f"event id {row.event_id} appears twice")
                 seen_ids.add(row.event_id)
@@ -227,22 +321,24 @@ def append_many(
                         )
             current = versions.get(req.stream_id, 0)
             check_version(req.stream_id, req.expected_version, current)
-            versions[req.stream_id] = current + len(rows)
+            versions[req.stream_id] = current + len(req_rows)
             todo.append(i)
         if not todo:
             return [r for r in results if r is not None]
         now = to_micros(log.clock())
         recorded = max(now, meta["last_recorded_at"])
+        recorded_at = from_micros(recorded)
+        stypes = [log.stream_type_of(req) for req in requests]
         new_rows: list[TailRow] = []
         new_decoded: list[tuple[dict[str, Any], dict[str, Any]]] = []
         versions = stored_versions
         position = head
         for i in todo:
-            req, rows = requests[i], prepared[i]
-            stype = log.stream_type_of(req)
+            req = requests[i]
+            stype = stypes[i]
             first_pos, first_ver = position + 1, versions.get(req.stream_id, 0) + 1
             version = first_ver - 1
-            for row in rows:
+            for row in prepared[i]:
                 position += 1
                 version += 1
                 new_rows.append(
@@ -263,7 +359,7 @@ def append_many(
                 new_decoded.append(row.decoded)
             versions[req.stream_id] = version
             results[i] = AppendResult(
-                req.stream_id, first_pos, position, first_ver, version, from_micros(recorded)
+                req.stream_id, first_pos, position, first_ver, version, recorded_at
             )
         updates = {"head": position, "heads_head": position, "last_recorded_at": recorded}
         if total >= log.bulk_threshold:
@@ -287,7 +383,7 @@ def append_many(
         for i in todo:
             req, res = requests[i], results[i]
             assert res is not None
-            head_row = heads.setdefault(req.stream_id, [log.stream_type_of(req), 0, None, 0])
+            head_row = heads.setdefault(req.stream_id, [stypes[i], 0, None, 0])
             head_row[1] = res.last_version
             if req.state is not None:
                 head_row[2], head_row[3] = req.state, res.last_version
@@ -301,7 +397,7 @@ def append_many(
         for i in todo:
             req, res = requests[i], results[i]
             assert res is not None
-            cid = command_id_of(req, prepared[i])
+            cid = cids[i]
             if cid:
                 commands.append((cid, req.stream_id, res.first_position, res.last_position))
         tail.insert_commands(commands)
@@ -309,8 +405,11 @@ def append_many(
         must_seal = log.maintenance.must_seal(
             position - meta["sealed_head"], meta["sealed_head"], now
         )
-    # committed rows are immutable: keep the last ones so handle() reads them back free
+    # committed rows are immutable: keep the last ones so handle() reads them back free,
+    # and the tail's rows for the seal
     log.remember(new_rows, new_decoded if remember else None)
+    if total < log.bulk_threshold:
+        log.maintenance.keep_unsealed(new_rows)
     if must_seal:
         log.seal()
     return [r for r in results if r is not None]

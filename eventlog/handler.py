@@ -11,14 +11,13 @@ version, the command id and the state's JSON to keep beside the stream head.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from eventlog.commit import Row, decided_rows
 from eventlog.decider import Decider, HandleResult, fold
-from eventlog.envelope import ANY, ExpectedVersion, NewEvent, records_from_batch
+from eventlog.envelope import ANY, ExpectedVersion, records_from_batch
 from eventlog.errors import ConcurrencyError, LedgerLakeError
 from eventlog.log import EventLog
 from eventlog.values import AppendRequest
@@ -27,17 +26,6 @@ C = TypeVar("C")
 S = TypeVar("S")
 
 STATE_CACHE = 10_000  # write-model states a handler keeps in memory
-
-_PAYLOAD_FIELDS: dict[type[Any], tuple[str, ...]] = {}
-
-
-def _payload_dict(event: Any) -> dict[str, Any]:
-    """A flat payload dataclass as a dict (``dataclasses.asdict`` deep-copies; too slow here)."""
-    names = _PAYLOAD_FIELDS.get(type(event))
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(event))
-        _PAYLOAD_FIELDS[type(event)] = names
-    return {name: getattr(event, name) for name in names}
 
 
 class CommandHandler(Generic[C, S]):
@@ -51,8 +39,24 @@ class CommandHandler(Generic[C, S]):
     # ---------------------------------------------------------------- states
     def load(self, stream_id: str) -> tuple[int, S]:
         """(version, state) of a stream: kept, or stored and folded up to the head."""
+        version, text, state_version = self.log.stream_state_text(stream_id)
+        return self._state_from(stream_id, version, text, state_version)
+
+    def _load_many(self, stream_ids: list[str], states: dict[str, tuple[int, S]]) -> None:
+        """``load`` of many streams, their stored rows read in one query."""
+        if len(stream_ids) < 2 or self.log.read_only:
+            for sid in stream_ids:
+                states[sid] = self.load(sid)
+            return
+        stored = self.log.stream_states_text(stream_ids)
+        for sid in stream_ids:
+            version, text, state_version = stored.get(sid, (0, None, 0))
+            states[sid] = self._state_from(sid, version, text, state_version)
+
+    def _state_from(
+        self, stream_id: str, version: int, text: str | None, state_version: int
+    ) -> tuple[int, S]:
         log, decider = self.log, self.decider
-        version, text, state_version = log.stream_state_text(stream_id)
         kept = self._states.get(stream_id)
         if kept is not None and kept[0] == version:  # decided here: the same state, decoded
             return kept
@@ -72,15 +76,6 @@ class CommandHandler(Generic[C, S]):
         self._states[stream_id] = (version, state)
         if len(self._states) > STATE_CACHE:
             del self._states[next(iter(self._states))]
-
-    def _new_events(
-        self, events: Sequence[Any], at: datetime | None, metadata: Mapping[str, Any]
-    ) -> list[NewEvent]:
-        spec_for = self.log.registry.spec_for
-        return [
-            NewEvent(spec_for(ev).name, _payload_dict(ev), occurred_at=at, metadata=dict(metadata))
-            for ev in events
-        ]
 
     # ---------------------------------------------------------------- commands
     def handle(
@@ -138,7 +133,19 @@ class CommandHandler(Generic[C, S]):
             guessed: set[str] = set()
             results: list[HandleResult[S] | None] = [None] * len(commands)
             states: dict[str, tuple[int, S]] = {}
-            pending: list[tuple[int, AppendRequest]] = []
+            to_load: list[str] = []
+            for stream_id, _ in commands:
+                if stream_id in states or stream_id in to_load:
+                    continue
+                kept = self._states.get(stream_id) if trust_kept else None
+                if kept is not None:
+                    states[stream_id] = kept
+                    guessed.add(stream_id)
+                else:
+                    to_load.append(stream_id)
+            self._load_many(to_load, states)
+            # (command index, stream id, events, expected version, command id)
+            decided: list[tuple[int, str, list[Row], ExpectedVersion, str | None]] = []
             pending_streams: set[str] = set()
             for i, (stream_id, command) in enumerate(commands):
                 cid = ids[i]
@@ -148,13 +155,6 @@ class CommandHandler(Generic[C, S]):
                         events = log.events_at(range(hit[1], hit[2] + 1))
                         results[i] = HandleResult(stream_id, events, None, duplicate=True)
                         continue
-                if stream_id not in states:
-                    kept = self._states.get(stream_id) if trust_kept else None
-                    if kept is not None:
-                        states[stream_id] = kept
-                        guessed.add(stream_id)
-                    else:
-                        states[stream_id] = self.load(stream_id)
                 version, state = states[stream_id]
                 try:
                     new = decider.decide(command, state)
@@ -176,25 +176,30 @@ class CommandHandler(Generic[C, S]):
                 expected: ExpectedVersion = version if first_in_batch else ANY
                 if expected_version is not None and first_in_batch:
                     expected = expected_version
-                request = AppendRequest(
-                    stream_id,
-                    self._new_events(new, decider.command_time(command), meta),
+                rows = decided_rows(
+                    log, decider.stream_type, new, decider.command_time(command), meta
+                )
+                decided.append((i, stream_id, rows, expected, cid))
+                states[stream_id] = (version + len(new), after)
+            if not decided:
+                return [r for r in results if r is not None]
+            # the stored write-model state is the one after a stream's last command of the batch
+            last = {sid: k for k, (_, sid, _, _, _) in enumerate(decided)}
+            requests = [
+                AppendRequest(
+                    sid,
+                    (),  # the events are the rows below
                     expected,
                     decider.stream_type,
                     command_id=cid,
+                    state=decider.state_to_json(states[sid][1]) if last[sid] == k else None,
                 )
-                pending.append((i, request))
-                states[stream_id] = (version + len(new), after)
-            if not pending:
-                return [r for r in results if r is not None]
-            # the stored write-model state is the one after a stream's last command of the batch
-            last: dict[str, int] = {req.stream_id: k for k, (_, req) in enumerate(pending)}
-            for sid, k in last.items():
-                i, req = pending[k]
-                state_json = decider.state_to_json(states[sid][1])
-                pending[k] = (i, dataclasses.replace(req, state=state_json))
+                for k, (_, sid, _, expected, cid) in enumerate(decided)
+            ]
             try:
-                appended = log.append_many([req for _, req in pending], remember=read_back)
+                appended = log.append_many(
+                    requests, remember=read_back, rows=[rows for _, _, rows, _, _ in decided]
+                )
             except ConcurrencyError:
                 if guessed:  # a kept state was behind another writer: read them all again
                     for sid in guessed:
@@ -205,11 +210,11 @@ class CommandHandler(Generic[C, S]):
                     raise
                 attempt += 1
                 continue
-            for (_, req), res in zip(pending, appended, strict=True):
+            for req, res in zip(requests, appended, strict=True):
                 version, state = states[req.stream_id]
                 if not res.duplicate and res.last_version == version:
                     self._keep(req.stream_id, version, state)
-            for (i, req), res in zip(pending, appended, strict=True):
+            for (i, *_), req, res in zip(decided, requests, appended, strict=True):
                 events = (
                     log.events_at(range(res.first_position, res.last_position + 1))
                     if read_back

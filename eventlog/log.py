@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from eventlog import reads
 from eventlog.codec import EventRegistry
-from eventlog.commit import Decoded, as_stored
+from eventlog.commit import Decoded, Row, as_stored
 from eventlog.envelope import (
     ANY,
     ENVELOPE_SCHEMA,
@@ -294,6 +294,15 @@ class EventLog:
             return 0, None, 0
         return row
 
+    def stream_states_text(
+        self, stream_ids: Sequence[str]
+    ) -> dict[str, tuple[int, str | None, int]]:
+        """``stream_state_text`` of many streams of a writer, in one query (absent: left out)."""
+        meta = self.tail.metas()
+        if meta["heads_head"] < meta["head"]:  # bulk appends left the heads behind
+            self.heads.ensure()
+        return self.tail.stream_rows(stream_ids)
+
     def command(self, command_id: str) -> tuple[str, int, int] | None:
         """(stream_id, first, last position) of a processed command id, or None."""
         return self.tail.command(command_id)
@@ -314,16 +323,22 @@ class EventLog:
         return self.append_many([req])[0]
 
     def append_many(
-        self, requests: Sequence[AppendRequest], *, remember: bool = True
+        self,
+        requests: Sequence[AppendRequest],
+        *,
+        remember: bool = True,
+        rows: Sequence[list[Row]] | None = None,
     ) -> list[AppendResult]:
         """Append to several streams in one atomic commit: all requests or none.
 
         ``remember`` keeps the (at most 1,000) new events in memory, decoded, so that
-        ``events_at`` right after costs nothing (``handle`` reads them back).
+        ``events_at`` right after costs nothing (``handle`` reads them back). ``rows``
+        (from ``eventlog.commit.decided_rows``, one list per request) replace the
+        requests' events: a command handler's events, checked and encoded already.
         """
         from eventlog.commit import append_many
 
-        return append_many(self, requests, remember=remember)
+        return append_many(self, requests, remember=remember, rows=rows)
 
     def remember(self, rows: list[TailRow], decoded: list[Any] | None) -> None:
         """Keep just-committed rows (immutable now) so reading them back costs nothing."""

@@ -208,12 +208,32 @@ def _consecutive_runs(parts: list[Part]) -> list[list[Part]]:
     return runs
 
 
+UNSEALED_KEPT = 50_000  # committed rows a handle keeps for its next seal, at most
+
+
 class Maintenance:
     """Seal and compact one log handle's lake (each call inside or taking the writer lock)."""
 
     def __init__(self, log: EventLog) -> None:
         self.log = log
         self._oldest_tail: tuple[int, int] = (-1, 0)  # (sealed_head, recorded_at after it)
+        self._unsealed: list[TailRow] = []  # rows this handle committed, contiguous
+
+    def keep_unsealed(self, rows: list[TailRow]) -> None:
+        """Keep rows this handle just committed to the tail (immutable now): when they are
+        still the whole tail at the next seal, sealing them reads nothing back."""
+        kept = self._unsealed
+        if kept and kept[-1][0] + 1 == rows[0][0] and len(kept) + len(rows) <= UNSEALED_KEPT:
+            kept.extend(rows)
+        else:
+            self._unsealed = list(rows) if len(rows) <= UNSEALED_KEPT else []
+
+    def _rows_after(self, sealed: int) -> list[TailRow]:
+        """The tail rows after the sealed head: the kept ones if they are all of them."""
+        kept = self._unsealed
+        if kept and kept[0][0] <= sealed + 1 and kept[-1][0] == self.log.tail.meta("head"):
+            return kept[max(0, sealed + 1 - kept[0][0]) :]
+        return self.log.tail.tail_rows(sealed)
 
     def must_seal(self, tail_events: int, sealed_head: int, now: int) -> bool:
         """True when the tail holds ``seal_max_events`` or its oldest row is too old."""
@@ -236,7 +256,8 @@ class Maintenance:
         """Move every tail event into parts (under the writer lock), one part per date."""
         tail, store = self.log.tail, self.log.store
         sealed = tail.meta("sealed_head")
-        rows = tail.tail_rows(sealed)
+        rows = self._rows_after(sealed)
+        self._unsealed = []  # sealed now (or, should this roll back, read again next time)
         if not rows:
             return
         by_date: dict[str, list[TailRow]] = defaultdict(list)

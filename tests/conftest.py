@@ -41,16 +41,11 @@ def log(lake: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
     """A throwaway PostgreSQL server for the whole session; fails (never skips) if it cannot start."""
-    import shutil
-
-    from tests.support.postgres import start_server
+    from tests.support.postgres import start_server, stop_server
 
     try:
         server = start_server()
     except Exception as exc:
         pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
     yield server
-    try:
-        server.stop("immediate")
-    finally:
-        shutil.rmtree(server.root, ignore_errors=True)
+    stop_server(server)

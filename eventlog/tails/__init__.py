@@ -95,6 +95,10 @@ class Tail(Protocol):
         """A stream's stored head and state, or None."""
         ...
 
+    def stream_rows(self, stream_ids: Sequence[str]) -> dict[str, StreamRow]:
+        """The stored heads and states of some streams, in one query (absent ones left out)."""
+        ...
+
     def stream_row_and_heads(self, stream_id: str) -> tuple[int, int, StreamRow | None]:
         """(head, heads_head, the stream's row), in one query."""
         ...

@@ -4,24 +4,21 @@ It holds the newest committed events (the tail), the counters, the stream heads 
 write-model states, the processed command ids, an index of stream positions and event
 ids, and the catalog of live parts. Everything but the tail rows can be rebuilt from
 the parts. WAL with ``synchronous=FULL``: a COMMIT is durable when it returns;
-``BEGIN IMMEDIATE`` is the writer lock, across threads and processes of one machine.
+``BEGIN IMMEDIATE`` is the writer lock, across threads and processes of one machine
+(the connection and its transactions: ``eventlog.tails.sqlite_session``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from urllib.parse import quote
 
-from eventlog.errors import IntegrityError, LedgerLakeError, StorageError
 from eventlog.parts import Part
 from eventlog.tails import META_KEYS, CatalogRow, StreamRow, TailRow, event_hash, iter_statements
+from eventlog.tails.sqlite_session import connect, read_transaction, tail_error, write_transaction
 from eventlog.tails.sqlite_sql import (
     BUMP_STREAM,
     INSERT_COMMAND,
@@ -36,6 +33,7 @@ from eventlog.tails.sqlite_sql import (
     SELECT_OLDEST_TAIL,
     SELECT_REPLACED,
     SELECT_STREAM_AND_HEADS,
+    SELECT_STREAMS_IN,
     SELECT_TAIL_AT,
     SELECT_VERSIONS_IN,
     UPSERT_STREAM,
@@ -51,37 +49,6 @@ def _counter(key: str) -> str:
     return key
 
 
-def tail_error(path: Path, exc: BaseException) -> LedgerLakeError:
-    """What a SQLite failure on the tail means, as one of our errors with its exit code."""
-    text = str(exc)
-    if isinstance(exc, OSError) or "disk is full" in text or "readonly" in text:
-        return StorageError(f"cannot write {path}: {text}; nothing was committed")
-    if "unable to open" in text:
-        return StorageError(f"cannot open {path}: {text}")
-    if "locked" in text or "busy" in text:
-        return StorageError(f"{path} stayed locked by another writer: {text}")
-    return IntegrityError(
-        f"{path} is damaged ({text}); it holds the newest events: restore it from a backup, "
-        "or, if it was lost after a seal, move it away and run 'ledgerlake repair' to "
-        "rebuild it from the parts"
-    )
-
-
-def _connect(path: Path, read_only: bool, busy_timeout_s: float) -> sqlite3.Connection:
-    if not read_only:
-        return sqlite3.connect(
-            path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
-        )
-    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
-    if not os.access(path.parent, os.W_OK):
-        # A read-only filesystem: SQLite cannot make the WAL's shared-memory file, so the
-        # file is opened as immutable (nobody can be writing it there either).
-        uri += "&immutable=1"
-    return sqlite3.connect(
-        uri, uri=True, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
-    )
-
-
 class SqliteTail:
     """One connection to ``tail.sqlite``; not shared between threads or processes.
 
@@ -95,7 +62,7 @@ class SqliteTail:
         self.path = path
         self.read_only = read_only
         try:
-            self.conn = _connect(path, read_only, busy_timeout_s)
+            self.conn = connect(path, read_only, busy_timeout_s)
             try:
                 self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
                 self.has_catalog = bool(
@@ -136,49 +103,17 @@ class SqliteTail:
         """Close the connection."""
         self.conn.close()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> AbstractContextManager[None]:
         """A write transaction: ``BEGIN IMMEDIATE`` serializes writers across processes.
 
         SQLite failures (a full disk, a read-only file, a damaged file) leave as our
         errors: nothing of the transaction was committed.
         """
-        if self.read_only:
-            raise StorageError(f"{self.path} is open read-only; this command does not write")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise tail_error(self.path, exc) from None
-        try:
-            yield None
-        except BaseException as exc:
-            if self.conn.in_transaction:
-                # SQLite may already have rolled back (a full disk does that)
-                with contextlib.suppress(sqlite3.DatabaseError):
-                    self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise tail_error(self.path, exc) from None
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
-                raise StorageError(f"cannot write the lake: {exc}; nothing was committed") from None
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise tail_error(self.path, exc) from None
+        return write_transaction(self.conn, self.path, self.read_only)
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> AbstractContextManager[None]:
         """A read transaction: every query inside sees the same committed state."""
-        if self.conn.in_transaction:  # already inside a read or write transaction
-            yield None
-            return
-        self.conn.execute("BEGIN")
-        try:
-            yield None
-        finally:
-            self.conn.execute("COMMIT")
+        return read_transaction(self.conn)
 
     def meta(self, key: str) -> int:
         """One counter (see META_KEYS)."""
@@ -249,6 +184,11 @@ class SqliteTail:
             "SELECT version, state, state_version FROM streams WHERE stream_id = ?", (stream_id,)
         ).fetchone()
         return (int(row[0]), row[1], int(row[2])) if row else None
+
+    def stream_rows(self, stream_ids: Sequence[str]) -> dict[str, StreamRow]:
+        """(version, state JSON, state_version) of some streams, in one query."""
+        found = self.conn.execute(SELECT_STREAMS_IN, (json.dumps(sorted(set(stream_ids))),))
+        return {str(r[0]): (int(r[1]), r[2], int(r[3])) for r in found}
 
     def command(self, command_id: str) -> tuple[str, int, int] | None:
         """(stream_id, first, last position) of a processed command id, or None."""

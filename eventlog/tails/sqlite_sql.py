@@ -84,6 +84,10 @@ SELECT_VERSIONS_IN = (
     "SELECT s.stream_id, s.version FROM json_each(?) AS j "
     "JOIN streams AS s ON s.stream_id = j.value"
 )
+SELECT_STREAMS_IN = (
+    "SELECT s.stream_id, s.version, s.state, s.state_version FROM json_each(?) AS j "
+    "JOIN streams AS s ON s.stream_id = j.value"
+)
 SELECT_METAS = f"SELECT {', '.join(META_KEYS)} FROM counters"  # noqa: S608 (constants)
 SELECT_STREAM_AND_HEADS = """
 SELECT c.head, c.heads_head, s.version, s.state, s.state_version

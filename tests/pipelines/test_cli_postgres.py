@@ -1,5 +1,6 @@
 """A lake on PostgreSQL through the CLI: ``init --tail``, every command follows lake.toml,
-no password is ever written or printed, and a tail that refuses is exit 5, nothing written."""
+no password is ever written or printed, a tail that refuses is exit 5 and a version clash
+with another writer exit 3, nothing written."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import psycopg
 from psycopg import sql
 from typer.testing import CliRunner
 
+from eventlog.envelope import NewEvent
 from eventlog.lake import read_config
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 from tests.support.postgres import PostgresServer
 
@@ -116,3 +119,43 @@ def test_a_tail_that_cannot_be_reached_is_exit_5_and_nothing_is_written(tmp_path
         res = cli(lake, *args, stdin=json.dumps(CREATED))
         assert res.exit_code == 5, (args, res.output)
     assert [p.name for p in lake.iterdir()] == ["lake.toml"]
+
+
+def test_a_version_clash_on_the_postgresql_tail_is_exit_3_and_nothing_is_written(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    assert cli(lake, "init", "--tail", postgres.url(), "--schema", "clash").exit_code == 0
+    assert cli(lake, "append", stdin=json.dumps(CREATED)).exit_code == 0
+    # another writer (its own connection, as on another machine) moves o-1 to version 2
+    other = open_order_log(lake, seal_on_close=False)
+    other.append("o-1", [NewEvent("CustomerNoteAdded", {"author": "bo", "note": "hi"})])
+    other.close()
+    before = _rows(postgres, "clash", "SELECT position, version FROM tail ORDER BY 1")
+    assert before == [(1, 1), (2, 2)]
+
+    note = {"stream_id": "o-1", "type": "CustomerNoteAdded", "data": {"author": "ada", "note": "x"}}
+    clash = cli(lake, "append", stdin=json.dumps({**note, "expected_version": 1}))
+    assert clash.exit_code == 3, clash.output
+    assert "stream 'o-1' is at version 2, but version 1 was expected" in clash.output
+    command = {
+        "command": "AddItem",
+        "order_id": "o-1",
+        "at": "2026-11-26T12:00:00Z",
+        "sku": "MUG",
+        "product_name": "Mug",
+        "quantity": 1,
+        "unit_price_cents": 900,
+        "expected_version": 1,
+    }
+    handled = cli(lake, "handle", json.dumps(command))
+    assert handled.exit_code == 3, handled.output
+    assert "stream 'o-1' is at version 2, but version 1 was expected" in handled.output
+    assert _rows(postgres, "clash", "SELECT position, version FROM tail ORDER BY 1") == before
+    assert _rows(postgres, "clash", "SELECT head FROM counters") == [(2,)]
+
+    # at the version the stream really is at, both go through
+    ok = cli(lake, "handle", json.dumps({**command, "expected_version": 2}))
+    assert ok.exit_code == 0, ok.output
+    assert cli(lake, "append", stdin=json.dumps({**note, "expected_version": 3})).exit_code == 0
+    assert _rows(postgres, "clash", "SELECT max(version) FROM tail") == [(4,)]
