@@ -7,6 +7,9 @@
    positions, versions and one ``recorded_at`` are assigned, and the rows, stream heads,
    states, command ids and counters are written; the tail commits. Large appends go
    straight to a part instead (see ``eventlog.maintenance.write_bulk``).
+
+A little over 400 lines on purpose: the commit's steps read top to bottom in one module,
+and splitting them would put the writer lock's invariants in two places.
 """
 
 from __future__ import annotations
