@@ -108,10 +108,14 @@ def _add(i: int, k: int = 0) -> AddItem:
 
 
 # ----------------------------------------------------------------- single command
-def _single_command(workdir: Path, n: int) -> list[Result]:
-    """Ours and the peer's commands interleaved, so both see the same machine load."""
-    log = open_order_log(workdir / "single")
-    app, order_cls = _peer_app(workdir / "peer-single.db")
+def interleaved_latencies(
+    log: EventLog, app: Any, order_cls: Any, n: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per command, ours and the peer's, interleaved so both see the same load.
+
+    Each side creates an order and adds an item to it (``n`` commands each); both the
+    log and the peer's application are closed afterwards.
+    """
     handler = CommandHandler(log, ORDER_DECIDER)
     ours: list[float] = []
     peer: list[float] = []
@@ -131,6 +135,13 @@ def _single_command(workdir: Path, n: int) -> list[Result]:
         peer.append(time.perf_counter() - start)
     log.close()
     app.close()
+    return ours, peer
+
+
+def _single_command(workdir: Path, n: int) -> list[Result]:
+    """Ours and the peer's commands interleaved, so both see the same machine load."""
+    app, order_cls = _peer_app(workdir / "peer-single.db")
+    ours, peer = interleaved_latencies(open_order_log(workdir / "single"), app, order_cls, n)
     p50, peer50 = median(ours) * 1e3, median(peer) * 1e3
     p99, peer99 = percentile(ours, 99) * 1e3, percentile(peer, 99) * 1e3
     return [

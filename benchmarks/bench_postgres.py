@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_log import _add, _create, _peer_classes
+from benchmarks.bench_log import _add, _create, _peer_classes, interleaved_latencies
 from benchmarks.common import Result, median, percentile
 from benchmarks.pg_server import PostgresServer, start_server, stop_server
 from eventlog.handler import CommandHandler
@@ -64,27 +64,9 @@ def _peer_app_on(port: str) -> Any:
 # ----------------------------------------------------------------- single command
 def _single_command(server: PostgresServer, workdir: Path, n: int) -> list[Result]:
     """Ours and the peer's commands interleaved, so both see the same machine load."""
-    log = open_order_log(_lake(server, workdir / "single"))
     app, order_cls = _peer_app(server)
-    handler = CommandHandler(log, ORDER_DECIDER)
-    ours: list[float] = []
-    peer: list[float] = []
-    for i in range(n // 2):
-        for command in (_create(i), _add(i)):
-            start = time.perf_counter()
-            handler.handle(command.order_id, command)
-            ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        order = order_cls(f"c-{i % 97}", "Ada Lovelace", "ada@example.com", "EUR", "web")
-        app.save(order)
-        peer.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        loaded = app.repository.get(order.id)
-        loaded.add_item("sku-0", "Product 0", 1, 1299)
-        app.save(loaded)
-        peer.append(time.perf_counter() - start)
-    log.close()
-    app.close()
+    log = open_order_log(_lake(server, workdir / "single"))
+    ours, peer = interleaved_latencies(log, app, order_cls, n)
     p50, peer50 = median(ours) * 1e3, median(peer) * 1e3
     p99, peer99 = percentile(ours, 99) * 1e3, percentile(peer, 99) * 1e3
     return [
