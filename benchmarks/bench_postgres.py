@@ -48,9 +48,13 @@ def _peer_app(server: PostgresServer) -> Any:
     return _peer_app_on(str(server.port))
 
 
-def _peer_app_on(port: str) -> Any:
+def _peer_app_on(port: str, *, create_tables: bool = True) -> Any:
+    """The peer's application on the server; writer processes pass ``create_tables=False``
+    (the parent made the tables: concurrent CREATE TABLE IF NOT EXISTS statements race in
+    PostgreSQL's catalog and fail with "tuple concurrently updated")."""
     orders_cls, order_cls = _peer_classes()
     env = {
+        "CREATE_TABLE": "true" if create_tables else "false",
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": "postgres",
         "POSTGRES_HOST": "127.0.0.1",
@@ -133,7 +137,7 @@ def _floor_writer(url: str, worker: int, go: Any, start_at: Any, seconds: float,
 
 def _peer_writer(port: str, worker: int, go: Any, start_at: Any, seconds: float, out: Any) -> None:
     """The peer's writer process: the same commands through its PostgreSQL recorder."""
-    app, order_cls = _peer_app_on(port)
+    app, order_cls = _peer_app_on(port, create_tables=False)
     out.put(("ready", worker, 0))
     go.wait()
     deadline = start_at.value + seconds
@@ -206,6 +210,7 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     try:
         results = _single_command(server, workdir, 400 if quick else 2000)
         rates = {w: _throughput(server, workdir, w, seconds) for w in WRITERS}
+        _peer_app(server)[0].close()  # the peer's tables, before its writers start
         peer = {w: _processes(_peer_writer, str(server.port), w, seconds / 2) for w in (1, 4)}
         floor = {w: _floor(server, w, seconds / 2) for w in (1, 4)}
     finally:
