@@ -1,10 +1,10 @@
 """A throwaway S3-compatible server (moto) on loopback, for the tests and the benchmarks.
 
 ``start_s3()`` runs ``moto.server`` in a subprocess (its own interpreter: it does not
-compete with the caller for the GIL) and ``stop_s3()`` kills it. ``InProcessS3`` runs the
-same server in a thread of the caller and can be stopped and started again on the same
-port *keeping its objects* (moto keeps them in the process's memory): the "object store
-went away in the middle of a seal" drills use it. It imports nothing of LedgerLake.
+compete with the caller for the GIL) and ``stop_s3()`` kills it. ``StoppableS3`` puts the
+server behind a TCP gate that can be closed (every connection cut) and opened again on
+the same port while the server keeps its objects: the "object store went away in the
+middle of a seal" drills use it. It imports nothing of LedgerLake.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -112,25 +113,73 @@ def stop_s3(server: S3Server) -> None:
         server.process.wait(timeout=30)
 
 
-class InProcessS3:
-    """moto's server in a thread: ``stop()`` refuses every request, ``start()`` serves
-    again on the same port with the same objects."""
+class StoppableS3:
+    """A server behind a loopback TCP gate: ``stop()`` closes the gate and cuts every open
+    connection (clients see the store go away), ``start()`` opens it again on the same
+    port; the objects survive because the server itself keeps running."""
 
     def __init__(self) -> None:
+        self.backend = start_s3()
         self.server = S3Server(free_port())
-        self._moto: Any = None
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def start(self) -> S3Server:
-        """Serve (again) on the same port."""
-        from moto.server import ThreadedMotoServer
-
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server.port, verbose=False)
-        self._moto.start()
-        _wait_for(self.server.port)
+        """Open the gate (again) on the same port."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.server.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self.server
 
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the gate was closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.backend.port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
     def stop(self) -> None:
-        """Stop serving: connections are refused until ``start()``."""
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        """Close the gate: new connections are refused, open ones are cut."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the gate and the server behind it."""
+        self.stop()
+        stop_s3(self.backend)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.s3_server import InProcessS3, S3Server, start_s3, stop_s3
+from benchmarks.s3_server import StoppableS3, S3Server, start_s3, stop_s3
 from eventlog.lake import LakeConfig, read_config, write_config
 
-__all__ = ["InProcessS3", "S3Server", "make_s3_lake", "start_s3", "stop_s3", "use_s3_env"]
+__all__ = ["StoppableS3", "S3Server", "make_s3_lake", "start_s3", "stop_s3", "use_s3_env"]
 
 
 def use_s3_env(monkeypatch: pytest.MonkeyPatch, server: S3Server) -> None:
