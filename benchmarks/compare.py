@@ -47,7 +47,9 @@ LOG_ROWS = (
 )
 
 
-def _run_once(tree: Path, module: str, out: Path, quick: bool, workdir: Path) -> list[dict[str, Any]]:
+def _run_once(
+    tree: Path, module: str, out: Path, quick: bool, workdir: Path
+) -> list[dict[str, Any]]:
     """One benchmark run of the code in ``tree``; its rows."""
     cmd = [
         sys.executable,
