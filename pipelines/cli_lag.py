@@ -69,7 +69,10 @@ def everything_behind(lake: Path, log: EventLog) -> list[Behind]:
         )
         for x in runner.lag(log)
     ]
-    store = vectors.VectorStore(lake, create=False) if vectors.vectors_dir(lake).exists() else None
+    try:
+        store: vectors.VectorStore | None = vectors.VectorStore(lake, create=False)
+    except vectors.VectorStoreMissingError:
+        store = None
     for name, behind in vectors.vector_lag(lake, log=log).items():
         alias = store.alias(name) if store is not None else None
         table = f"vectors/{alias.table} ({alias.model})" if alias else None

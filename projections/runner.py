@@ -28,6 +28,7 @@ import pyarrow as pa
 from eventlog.errors import IntegrityError, InvalidInputError, LedgerLakeError
 from eventlog.log import EventLog
 from eventlog.orders.log import open_order_log
+from projections.parts_source import read_sealed
 from projections.report import ProjectionReport
 from projections.tables import (
     CUSTOMERS,
@@ -251,6 +252,7 @@ class _Chunk:
     hi: int
     files: tuple[str, ...] = ()
     table: pa.Table | None = None
+    load: Callable[[], pa.Table] | None = None  # parts in object storage, read when staged
 
 
 def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[_Chunk]:
@@ -266,6 +268,10 @@ def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[
     stop = min(until, sealed)
     while lo < stop:
         hi = min(lo + batch_size, stop)
+        if not log.store.local:  # object storage: Arrow, read when staged
+            yield _Chunk(lo, hi, load=partial(read_sealed, log, parts, lo, hi))
+            lo = hi
+            continue
         # each file's bytes are checked against the catalog before DuckDB reads it
         files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
         yield _Chunk(lo, hi, files=files)
@@ -281,9 +287,10 @@ def _chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[
 
 def _stage(con: Any, chunk: _Chunk) -> datetime | None:
     """Make the chunk's events the relation ``batch``; returns the recorded_at of its end."""
-    if chunk.table is not None:
-        con.register("batch", chunk.table)
-        return chunk.table.column("recorded_at")[chunk.table.num_rows - 1].as_py()  # type: ignore[no-any-return]
+    table = chunk.load() if chunk.load is not None else chunk.table
+    if table is not None:
+        con.register("batch", table)
+        return table.column("recorded_at")[table.num_rows - 1].as_py()  # type: ignore[no-any-return]
     rel = con.read_parquet(list(chunk.files), hive_partitioning=False).filter(
         f"position > {int(chunk.lo)} AND position <= {int(chunk.hi)}"
     )

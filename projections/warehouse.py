@@ -19,7 +19,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from eventlog.envelope import ENVELOPE_SCHEMA
 from eventlog.errors import (
     IntegrityError,
     InvalidInputError,
@@ -183,20 +182,19 @@ FROM events_tail
 def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     """Create (or refresh) the temporary view ``events``: the whole log, parts and tail.
 
-    A snapshot taken now: the tail rows are copied in as Arrow, the parts are read when
-    a query runs (a compaction after this call needs a refresh). Call again to see
-    newer events.
+    A snapshot taken now: the tail rows are copied in as Arrow, local parts are read when
+    a query runs (a compaction after this call needs a refresh), parts in object storage
+    now (``projections.parts_source``). Call again to see newer events.
     """
+    from projections.parts_source import register_parts
+
     with log.snapshot():
         sealed = log.sealed_head()
-        parts = [str(p) for p in log.live_parts(check=True)]
+        parts = log.parts()
         tail = log.read_all(after=sealed)
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
-    if parts:
-        con.register("events_parts", con.read_parquet(parts, hive_partitioning=False))
-    else:
-        con.register("events_parts", _plain_strings(ENVELOPE_SCHEMA.empty_table()))
+    register_parts(con, log, "events_parts", parts)  # local files, or Arrow from the bucket
     con.execute(EVENTS_VIEW)
 
 
