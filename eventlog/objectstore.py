@@ -202,6 +202,7 @@ class ObjectPartStore(PartStore):
     def __init__(self, location: ObjectLocation, conn: Connection) -> None:
         super().__init__(Path("/nonexistent-object-store"))  # no local path is ever used
         self.location = location
+        self.conn = conn  # for clients beside pyarrow (Polars, LanceDB); never written anywhere
         self.fs = filesystem(conn)
         self.base = f"{location.base}/events"
         self.events_dir = PurePosixPath(self.base)  # type: ignore[assignment]

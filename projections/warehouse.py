@@ -26,6 +26,7 @@ from eventlog.errors import (
     LedgerLakeError,
     StorageError,
 )
+from eventlog.lake import has_tail
 from eventlog.log import EventLog
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -118,7 +119,7 @@ def connect(
     path = warehouse_path(lake)
     if read_only and not path.exists():
         root = path.parent
-        if not (root / "tail.sqlite").exists() and not (root / "events").exists():
+        if not has_tail(root) and not (root / "events").exists():
             raise LakeNotFoundError(
                 f"no lake at {root}; create one with 'ledgerlake generate' or 'ledgerlake append'"
             )
