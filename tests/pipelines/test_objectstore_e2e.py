@@ -13,12 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from eventlog.lake import read_config, write_config
+from eventlog.orders.log import open_order_log
 from pipelines.cli import app
+from projections.warehouse import create_events_view
 from tests.support.dagster_ui import ASSETS
 from tests.support.postgres import PostgresServer, make_postgres_lake
 from tests.support.s3 import S3Server, make_s3_lake
@@ -102,7 +105,13 @@ def test_generate_project_embed_search_export_and_dagster_on_postgresql_and_s3(
     # Polars scans the parts in the bucket, as the catalog lists them
     from projections.notebook import scan_parts
 
-    with __import__("eventlog.orders.log", fromlist=["x"]).open_order_log(lake, read_only=True) as log:
+    with open_order_log(other, read_only=True) as log:
         sealed = log.sealed_head()
+        con = duckdb.connect()  # the notebooks' `events` view: parts from the bucket + tail
+        create_events_view(con, log)
+        assert con.execute("SELECT count(*), max(position) FROM events").fetchone() == (
+            events,
+            events,
+        )
     frame = scan_parts(other).collect()
     assert frame.height == sealed and frame["position"].to_list() == list(range(1, sealed + 1))
