@@ -42,23 +42,29 @@ def _s3_lake(lake: Path, pg_url: str, s3: S3Server) -> None:
 
 
 def _bulk(lake: Path, s3: S3Server, rows: int, streams: int) -> tuple[float, float]:
-    """events/s of append_batch into the bucket, and of pyarrow writing the same rows there."""
+    """events/s of append_batch into the bucket, and of pyarrow writing the same rows there.
+
+    Batches of 100k events, each followed by pyarrow writing that batch's envelope rows;
+    the best batch of each (the machine is shared: the best is the least disturbed).
+    """
     log = open_order_log(lake, seal_on_close=False)
     assert isinstance(log.store, ObjectPartStore)
     fs, base = log.store.fs, log.store.base
-    ours = limit = 0.0
+    ours: list[float] = []
+    limit: list[float] = []
     batch = 100_000
     for lo in range(0, rows, batch):
-        table = _bulk_table(min(batch, rows - lo), streams, seed=lo)
+        n = min(batch, rows - lo)
+        table = _bulk_table(n, streams, seed=lo)
         start = time.perf_counter()
         res = log.append_batch(table)
-        ours += time.perf_counter() - start
+        ours.append(n / (time.perf_counter() - start))
         written = log.read_all(after=res.first_position - 1, until=res.last_position)
         start = time.perf_counter()
         pq.write_table(written, f"{base}/limit/{lo}.parquet", filesystem=fs, **WRITE_OPTIONS)
-        limit += time.perf_counter() - start
+        limit.append(n / (time.perf_counter() - start))
     log.close()
-    return rows / ours, rows / limit
+    return max(ours), max(limit)
 
 
 def _rebuild_s(lake: Path) -> float:
@@ -77,7 +83,7 @@ def _rebuild_s(lake: Path) -> float:
 
 def run(workdir: Path, quick: bool) -> list[Result]:
     """Start PostgreSQL and moto, measure, stop them."""
-    rows = 100_000 if quick else 300_000
+    rows = 200_000 if quick else 500_000
     pg = start_server()
     s3 = start_s3()
     env_before = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
@@ -89,12 +95,15 @@ def run(workdir: Path, quick: bool) -> list[Result]:
 
         remote, local = workdir / "remote", workdir / "local"
         _s3_lake(remote, pg.url(), s3)
-        build_log(remote, rows)[0].close()
-        build_log(local, rows)[0].close()  # the same rows (same seed) on a local disk
+        size = 100_000 if quick else 300_000
+        build_log(remote, size)[0].close()
+        build_log(local, size)[0].close()  # the same rows (same seed) on a local disk
         with open_order_log(remote, read_only=True) as log:
             head = log.head()
-        local_s = min(_rebuild_s(local), _rebuild_s(local))
-        remote_s = min(_rebuild_s(remote), _rebuild_s(remote))
+        # interleaved, best of three each: the machine is shared
+        rounds = [(_rebuild_s(local), _rebuild_s(remote)) for _ in range(3)]
+        local_s = min(r[0] for r in rounds)
+        remote_s = min(r[1] for r in rounds)
     finally:
         for key, value in env_before.items():
             if value is None:
@@ -106,7 +115,7 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     return [
         Result(
             AREA,
-            f"bulk append_batch into S3 (moto, PostgreSQL tail), {rows:,} events",
+            f"bulk append_batch into S3 (moto, PostgreSQL tail), best 100k batch of {rows:,}",
             ours,
             "events/s",
             "pyarrow write_table of the same rows to the same server",

@@ -27,6 +27,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,6 +42,7 @@ from eventlog.errors import IntegrityError, InvalidInputError, StorageError
 from eventlog.parts import DATE_DIR, HASH_CHUNK, WRITE_OPTIONS, Part, StagedPart, _HashingFile
 from eventlog.storage import PartStore
 
+_BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ledgerlake-marker")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9._=-]+$")
 OBJECT_PART = re.compile(r"^(\d{20})-(\d{20})-[0-9a-f]{32}\.parquet$")
@@ -208,6 +210,7 @@ class ObjectPartStore(PartStore):
         self.events_dir = PurePosixPath(self.base)  # type: ignore[assignment]
         self.inflight_dir = PurePosixPath(self.base, "_inflight")  # type: ignore[assignment]
         self._checked_names: set[str] = set()
+        self._marker_put: Future[None] | None = None
 
     def describe(self) -> str:
         """Where the parts are, for messages."""
@@ -261,20 +264,36 @@ class ObjectPartStore(PartStore):
         return spans
 
     def mark_inflight(self, span: tuple[int, int]) -> None:
-        """Leave a marker object naming the positions about to be published."""
+        """Leave a marker object naming the positions about to be published.
+
+        The PUT runs in the background while the parts are encoded; ``stage`` waits for
+        it before any part object is uploaded (the marker always exists first).
+        """
         if self._marker is not None:
             lo, hi = self._marker_span
             if lo <= span[0] and span[1] <= hi:
                 return
             span = (min(lo, span[0]), max(hi, span[1]))
+            self._marker_written()  # one PUT at a time per marker
         else:
             self._marker = PurePosixPath(self.inflight_dir, f"{os.getpid()}-{uuid.uuid4().hex}")  # type: ignore[assignment]
-        try:
-            with self.fs.open_output_stream(str(self._marker)) as fh:
-                fh.write(f"{span[0]} {span[1]}\n".encode())
-        except (OSError, pa.ArrowException) as exc:
-            raise storage_error("write an in-flight marker", exc) from None
+        key, body = str(self._marker), f"{span[0]} {span[1]}\n".encode()
+        self._marker_put = _BACKGROUND.submit(self._put, key, body)
         self._marker_span = span
+
+    def _put(self, key: str, body: bytes) -> None:
+        with self.fs.open_output_stream(key) as fh:
+            fh.write(body)
+
+    def _marker_written(self) -> None:
+        """Wait for the marker's PUT (any number of threads may); a refused one is a
+        StorageError."""
+        put = self._marker_put
+        if put is not None:
+            try:
+                put.result()
+            except (OSError, pa.ArrowException) as exc:
+                raise storage_error("write an in-flight marker", exc) from None
 
     def stage(self, date: str, table: pa.Table) -> StagedPart:
         """Upload a part under its final, unique name (invisible: not in the catalog)."""
@@ -284,10 +303,12 @@ class ObjectPartStore(PartStore):
             raise IntegrityError(f"part {first}..{last} has {table.num_rows} rows; not dense")
         name = f"{first:020d}-{last:020d}-{uuid.uuid4().hex}.parquet"
         path = PurePosixPath(self.base, f"date={date}", name)
+        buffer = pa.BufferOutputStream()  # encoded while the marker's PUT is in flight
+        sink = _HashingFile(buffer)
+        pq.write_table(table.cast(ENVELOPE_SCHEMA), sink, **WRITE_OPTIONS)
+        self._marker_written()
         try:
-            with self.fs.open_output_stream(str(path)) as out:
-                sink = _HashingFile(out)
-                pq.write_table(table.cast(ENVELOPE_SCHEMA), sink, **WRITE_OPTIONS)
+            self._put(str(path), buffer.getvalue().to_pybytes())
         except (OSError, pa.ArrowException) as exc:
             raise storage_error(f"publish part {first}..{last}", exc) from None
         part = Part(first, last, date, path, sink.size, sink.digest.hexdigest())  # type: ignore[arg-type]
@@ -304,6 +325,11 @@ class ObjectPartStore(PartStore):
 
     def finish(self, stale: list[Path], committed: bool) -> None:
         """After the transaction: drop this transaction's marker (see ``PartStore.finish``)."""
+        try:
+            self._marker_written()
+        except StorageError:
+            pass  # never written: nothing to remove, nothing was uploaded after it
+        self._marker_put = None
         if committed:
             self._delete([str(m) for m in stale])
         if self._marker is not None and (committed or not self.published):
