@@ -234,4 +234,6 @@ class LaggingHeads:
                 self.catch_up_index(ids=False)
 
 
-_EMPTY_STALE = pa.table({"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())})
+_EMPTY_STALE = pa.table(
+    {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
+)

@@ -181,9 +181,7 @@ def open_tail(root: Path, *, read_only: bool, check: bool) -> Tail:
     return SqliteTail(path, read_only=read_only)
 
 
-def open_parts(
-    root: Path, config: LakeConfig, env: Mapping[str, str] | None = None
-) -> PartStore:
+def open_parts(root: Path, config: LakeConfig, env: Mapping[str, str] | None = None) -> PartStore:
     """The part storage the config names: ``<lake>/events``, or an object store reached
     with the AWS variables of ``env`` (default: this process's environment, read now)."""
     from eventlog.storage import PartStore

@@ -22,6 +22,7 @@ written into the lake.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -325,18 +326,16 @@ class ObjectPartStore(PartStore):
 
     def finish(self, stale: list[Path], committed: bool) -> None:
         """After the transaction: drop this transaction's marker (see ``PartStore.finish``)."""
-        try:
+        # a marker never written: nothing to remove, and nothing was uploaded after it
+        with contextlib.suppress(StorageError):
             self._marker_written()
-        except StorageError:
-            pass  # never written: nothing to remove, nothing was uploaded after it
         self._marker_put = None
         if committed:
             self._delete([str(m) for m in stale])
         if self._marker is not None and (committed or not self.published):
-            try:
+            # a marker left behind only makes the next writer look: harmless
+            with contextlib.suppress(StorageError):
                 self._delete([str(self._marker)])
-            except StorageError:
-                pass  # a marker left behind only makes the next writer look: harmless
         self._marker = None
 
     def remove_markers(self, markers: list[Path]) -> None:

@@ -115,7 +115,9 @@ def scan_parts(lake: Path) -> Any:
     if not parts:
         from eventlog.envelope import ENVELOPE_SCHEMA
 
-        return pl.from_arrow(ENVELOPE_SCHEMA.empty_table()).lazy()
+        empty = pl.from_arrow(ENVELOPE_SCHEMA.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        return empty.lazy()
     if isinstance(store, ObjectPartStore):
         urls = [f"s3://{p.path}" for p in parts]
         return pl.scan_parquet(urls, storage_options=polars_storage_options(store.conn))

@@ -10,6 +10,7 @@ disk, a single PUT (whole or absent) in a bucket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -83,10 +84,8 @@ class VectorLocation:
         if self.local:
             (Path(self.uri) / name).unlink(missing_ok=True)
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(f"{self.base}/{name}")
-        except FileNotFoundError:
-            pass
 
 
 def vector_location(lake: Path, env: dict[str, str] | None = None) -> VectorLocation:

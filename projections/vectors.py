@@ -15,8 +15,6 @@ the orders those events touched whose text changed.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -132,13 +130,13 @@ class VectorStore:
         if not create and not self.loc.exists("aliases.json"):
             raise VectorStoreMissingError(f"no vector store at {self.dir}; {BUILD_HINT}")
         self.loc.prepare()
-        options = {"storage_options": self.loc.storage_options} if self.loc.storage_options else {}
+        options = self.loc.storage_options  # None for a local directory
         if keep_open:
             self.db = lancedb.connect(
-                str(self.dir), read_consistency_interval=timedelta(0), **options
+                str(self.dir), read_consistency_interval=timedelta(0), storage_options=options
             )
         else:
-            self.db = lancedb.connect(str(self.dir), **options)
+            self.db = lancedb.connect(str(self.dir), storage_options=options)
         self._open: dict[str, Any] | None = {} if keep_open else None
 
     # ---------------------------------------------------------------- aliases

@@ -12,7 +12,6 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from eventlog.envelope import NewEvent
@@ -26,7 +25,7 @@ from eventlog.errors import (
 )
 from eventlog.log import AppendRequest, EventLog
 from eventlog.orders.log import open_order_log
-from eventlog.parts import list_parts, part_name
+from eventlog.parts import part_name
 from tests.support.backends import BACKENDS, drop_tail
 from tests.support.logs import (
     T0,

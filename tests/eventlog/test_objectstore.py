@@ -26,7 +26,7 @@ from eventlog.orders.log import open_order_log
 from pipelines.cli import app
 from tests.support.logs import ManualClock, bulk_table, created, item, note, positions
 from tests.support.postgres import PostgresServer, make_postgres_lake
-from tests.support.s3 import StoppableS3, S3Server, make_s3_lake, use_s3_env
+from tests.support.s3 import S3Server, StoppableS3, make_s3_lake, use_s3_env
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -57,7 +57,9 @@ def _objects(server: S3Server, bucket: str, prefix: str = "lake/events/") -> lis
     return [k for k in server.keys(bucket, prefix) if not k.endswith("/")]
 
 
-def test_parts_are_objects_with_names_that_cannot_collide(s3_lake: tuple[Path, str], s3: S3Server) -> None:
+def test_parts_are_objects_with_names_that_cannot_collide(
+    s3_lake: tuple[Path, str], s3: S3Server
+) -> None:
     lake, bucket = s3_lake
     clock = ManualClock()
     with open_order_log(lake, clock=clock, seal_on_close=False) as log:

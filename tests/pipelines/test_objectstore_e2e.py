@@ -57,7 +57,9 @@ def test_generate_project_embed_search_export_and_dagster_on_postgresql_and_s3(
     assert "ok:" in cli(lake, "verify").stdout
 
     cli(lake, "project")
-    orders = json.loads(cli(lake, "sql", "SELECT count(*) AS n FROM analytics.orders", "--json").stdout)
+    orders = json.loads(
+        cli(lake, "sql", "SELECT count(*) AS n FROM analytics.orders", "--json").stdout
+    )
     assert orders[0]["n"] == 40
 
     cli(lake, "embed", "--model", "hashing-64")
@@ -79,7 +81,10 @@ def test_generate_project_embed_search_export_and_dagster_on_postgresql_and_s3(
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         result = defs.resolve_job_def("catch_up").execute_in_process(instance=instance)
         assert result.success
-        done = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        done = {
+            e.materialization.asset_key.to_user_string()
+            for e in result.get_asset_materialization_events()
+        }
         assert done == ASSETS
         checks = result.get_asset_check_evaluations()
         assert checks and all(c.passed for c in checks)
@@ -95,9 +100,13 @@ def test_generate_project_embed_search_export_and_dagster_on_postgresql_and_s3(
     other.mkdir()
     write_config(other, read_config(lake))
     cli(other, "project")
-    mine = json.loads(cli(other, "sql", "SELECT count(*) AS n FROM analytics.order_events", "--json").stdout)
+    mine = json.loads(
+        cli(other, "sql", "SELECT count(*) AS n FROM analytics.order_events", "--json").stdout
+    )
     assert mine[0]["n"] == events
-    again = json.loads(cli(other, "sql", "SELECT count(*) AS n FROM analytics.orders", "--json").stdout)
+    again = json.loads(
+        cli(other, "sql", "SELECT count(*) AS n FROM analytics.orders", "--json").stdout
+    )
     assert again == orders
     shared = json.loads(cli(other, "search", "payment failed", "--k", "3", "--json").stdout)
     assert shared == hits

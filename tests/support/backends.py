@@ -56,6 +56,7 @@ def drop_tail(lake: Path) -> None:
     with psycopg.connect(config.tail, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(config.schema)))
 
+
 # The crash drills patch the local part-file functions (temp file, link, fsync); the
 # object-storage crash drills are in tests/eventlog/test_objectstore.py.
 FILE_BACKENDS = {name: prepare for name, prepare in BACKENDS.items() if not name.endswith("+s3")}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.s3_server import StoppableS3, S3Server, start_s3, stop_s3
+from benchmarks.s3_server import S3Server, StoppableS3, start_s3, stop_s3
 from eventlog.lake import LakeConfig, read_config, write_config
 
-__all__ = ["StoppableS3", "S3Server", "make_s3_lake", "start_s3", "stop_s3", "use_s3_env"]
+__all__ = ["S3Server", "StoppableS3", "make_s3_lake", "start_s3", "stop_s3", "use_s3_env"]
 
 
 def use_s3_env(monkeypatch: pytest.MonkeyPatch, server: S3Server) -> None:
@@ -33,8 +33,6 @@ def make_s3_lake(server: S3Server, lake: Path, monkeypatch: pytest.MonkeyPatch) 
     url = f"s3://{bucket}/lake"
     lake.mkdir(parents=True, exist_ok=True)
     current = read_config(lake)
-    write_config(
-        lake, LakeConfig(current.tail, current.schema, url, server.endpoint, "us-east-1")
-    )
+    write_config(lake, LakeConfig(current.tail, current.schema, url, server.endpoint, "us-east-1"))
     use_s3_env(monkeypatch, server)
     return url
