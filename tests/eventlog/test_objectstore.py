@@ -248,3 +248,23 @@ def test_parts_urls_are_checked() -> None:
     for bad in ["s3://b", "s3://lake-bucket/../x", "s3://lake-bucket/a?x=1", "file:///tmp"]:
         with pytest.raises(InvalidInputError):
             parse_parts_url(bad)
+
+
+def test_repair_removes_a_stray_object_verify_reported(
+    s3_lake: tuple[Path, str], s3: S3Server
+) -> None:
+    lake, bucket = s3_lake
+    with open_order_log(lake) as log:
+        log.append("o-1", [created(), item()])
+        log.seal()
+        # an object named like a part that no catalog row names (no marker: not in flight)
+        stray = log.store.stage("2026-11-26", log.read_all()).part
+    found = _cli(lake, "verify", "--json")
+    assert found.exit_code == 1  # type: ignore[attr-defined]
+    assert any(stray.name in p and "stray" in p for p in json.loads(found.stdout)["problems"])  # type: ignore[attr-defined]
+    kept = _cli(lake, "repair", "--json")  # younger than the grace period: left
+    assert kept.exit_code == 0 and stray.path.name in " ".join(_objects(s3, bucket))  # type: ignore[attr-defined]
+    done = _cli(lake, "repair", "--stray-grace", "0", "--json")
+    assert done.exit_code == 0, done.output  # type: ignore[attr-defined]
+    assert stray.path.name not in " ".join(_objects(s3, bucket))
+    assert _cli(lake, "verify").exit_code == 0  # type: ignore[attr-defined]
