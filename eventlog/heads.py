@@ -128,7 +128,7 @@ class LaggingHeads:
             at = codes.filter(mine).to_numpy(zero_copy_only=False).astype(np.int64)
             ver = stale.column("version").filter(mine).to_numpy().astype(np.int64)
             base[at] = np.maximum(base[at], ver)  # stale rows are one per stream
-        elif self._stale is None or self._stale[1] != meta["head"]:
+        elif self._stale is None or self._stale[:2] != (meta["head"], meta["head"]):
             # nothing lags: start the cache empty, so the next bulk append need not read
             # this one's parts back (from object storage that is a download)
             self._stale = (meta["head"], meta["head"], max_per_stream(_EMPTY_STALE))
