@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from projections.embeddings import Embedder
-    from projections.vectors import VectorStore
+    from projections.vector_store import VectorStore
 
 EMBEDDER_KINDS = ("sentence-transformers", "hashing")
 
@@ -94,7 +94,7 @@ class VectorStoreResource(dg.ConfigurableResource):  # type: ignore[misc,type-ar
 
     def store(self, *, create: bool = True) -> VectorStore:
         """The vector store with its aliases and checkpoints."""
-        from projections.vectors import VectorStore
+        from projections.vector_store import VectorStore
 
         return VectorStore(self.lake.root(), create=create)
 

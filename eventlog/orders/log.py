@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from eventlog.log import EventLog
 from eventlog.orders.events import REGISTRY, STREAM_TYPE
+
+LogSource = EventLog | str | Path
+"""What a reader of the log accepts: an open log, or the lake it lives in."""
 
 
 def open_order_log(root: str | Path, *, read_only: bool = False, **options: Any) -> EventLog:
@@ -19,3 +24,20 @@ def open_order_log(root: str | Path, *, read_only: bool = False, **options: Any)
     if read_only:
         return EventLog.open_read_only(root, **options)
     return EventLog.open(root, **options)
+
+
+@contextmanager
+def reading(source: LogSource) -> Iterator[EventLog]:
+    """The log to read: ``source`` itself (left open), or its lake's log opened read-only.
+
+    The one way every reader opens the log: a log it opened is closed on leaving, a log
+    it was given stays open for its owner.
+    """
+    if isinstance(source, EventLog):
+        yield source
+        return
+    log = open_order_log(Path(source), read_only=True)
+    try:
+        yield log
+    finally:
+        log.close()
