@@ -268,3 +268,31 @@ def test_repair_removes_a_stray_object_verify_reported(
     assert done.exit_code == 0, done.output  # type: ignore[attr-defined]
     assert stray.path.name not in " ".join(_objects(s3, bucket))
     assert _cli(lake, "verify").exit_code == 0  # type: ignore[attr-defined]
+
+
+def test_a_bulk_append_or_a_read_while_the_store_is_away_fails_loudly_and_writes_nothing(
+    postgres: PostgresServer,
+    stoppable_s3: StoppableS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = tmp_path / "lake"
+    make_postgres_lake(postgres, lake)
+    make_s3_lake(stoppable_s3.server, lake, monkeypatch)
+    log = open_order_log(lake, seal_on_close=False)
+    log.append_batch(bulk_table(200, 5))
+    stoppable_s3.stop()
+    with pytest.raises(StorageError, match="object storage refused"):
+        log.append_batch(bulk_table(300, 5, seed=1))
+    assert (log.head(), log.sealed_head()) == (200, 200)  # nothing committed
+    log.store.forget_cached()
+    fresh = open_order_log(lake, read_only=True)
+    with pytest.raises(StorageError, match="object storage refused"):
+        fresh.read_all()  # a reader says the store refused (exit 5), never "no events"
+    fresh.close()
+    stoppable_s3.start()
+    assert log.append_batch(bulk_table(300, 5, seed=1)).last_position == 500
+    assert positions(log) == list(range(1, 501))
+    log.tail.close()
+    with open_order_log(lake, seal_on_close=False) as writer:  # the failed upload's marker
+        assert writer.verify().ok
