@@ -44,6 +44,7 @@ from eventlog.lake import default_lake, has_tail, open_tail
 from eventlog.maintenance import Maintenance
 from eventlog.parts import Part
 from eventlog.storage import PartStore
+from eventlog.streamfiles import StreamFiles
 from eventlog.tails import Tail, TailRow
 from eventlog.values import AppendRequest, AppendResult, LakeInfo, VerifyReport, tail_table
 
@@ -118,6 +119,7 @@ class EventLog:
         # the last committed tail rows with their decoded (payload, metadata): read back free
         self._recent: dict[int, tuple[TailRow, Decoded]] = {}
         self.store = PartStore(self.events_dir)
+        self.stream_files = StreamFiles(root)  # parts clustered by stream, for read_stream
         self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         if not read_only:
             try:
