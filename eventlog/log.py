@@ -32,7 +32,6 @@ from eventlog.codec import EventRegistry
 from eventlog.commit import Decoded, Row, as_stored
 from eventlog.envelope import (
     ANY,
-    ENVELOPE_SCHEMA,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
@@ -46,7 +45,14 @@ from eventlog.parts import Part
 from eventlog.storage import PartStore
 from eventlog.streamfiles import StreamFiles
 from eventlog.tails import Tail, TailRow
-from eventlog.values import AppendRequest, AppendResult, LakeInfo, VerifyReport, tail_table
+from eventlog.values import (
+    AppendRequest,
+    AppendResult,
+    LakeInfo,
+    VerifyReport,
+    empty_envelope,
+    tail_table,
+)
 
 __all__ = [
     "AppendRequest",
@@ -470,7 +476,7 @@ class EventLog:
         """``read`` concatenated into one table."""
         tables = list(self.read(**kwargs))
         if not tables:
-            return ENVELOPE_SCHEMA.empty_table()
+            return empty_envelope()
         return pa.concat_tables(tables)
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> pa.Table:

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlog.commit import record_from_row
-from eventlog.envelope import ENVELOPE_SCHEMA, RecordedEvent, records_from_batch, validate_stream_id
+from eventlog.envelope import RecordedEvent, records_from_batch, validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.values import tail_table
+from eventlog.values import empty_envelope, tail_table
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -86,7 +86,7 @@ def table_at(log: EventLog, positions: list[int], stream_id: str | None = None) 
     """The rows at some positions, in position order; ``stream_id`` when they are all
     that stream's: the parts with a stream file are then read from it (one block)."""
     if not positions:
-        return ENVELOPE_SCHEMA.empty_table()
+        return empty_envelope()
     with log.tail.snapshot():
         sealed = log.tail.meta("sealed_head")
         tail_pos = [p for p in positions if p > sealed]

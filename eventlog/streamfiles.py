@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from eventlog.envelope import ENVELOPE_SCHEMA
 from eventlog.errors import IntegrityError
 from eventlog.parts import Part, fsync_dir
+from eventlog.values import empty_envelope
 
 MAGIC = b"LLSTREAM1\n"
 END = b"LLSE"
@@ -155,7 +156,7 @@ class StreamFiles:
                 tables.append(block.slice(lo, bisect.bisect_right(keys, stream_id, lo) - lo))
         finally:
             os.close(fd)
-        table = pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables([empty_envelope(), *tables])
         got = table.column("position").to_pylist()  # the stream's rows, in position order
         lo = bisect.bisect_left(got, positions[0])  # after_version: only the later ones
         table = table.slice(lo, len(positions))
