@@ -212,3 +212,36 @@ def _read_footer(path: Path, part: Part, stamp: tuple[int, int]) -> _Footer | No
         [b[4] for b in blocks],
         [(b[0], b[1], b[2]) for b in blocks],
     )
+
+
+def check_stream_file(root: Path, part: Part, table: pa.Table) -> list[str]:
+    """Problems with a part's stream file, given the part's checked events (``verify``).
+
+    No file, or one made from other bytes, is no problem (the part is read instead). A
+    file that is this part's must pass every CRC and hold exactly the part's events.
+    """
+    path = stream_file_path(root, part)
+    if not path.is_file():
+        return []
+    try:
+        footer = _read_footer(path, part, (path.stat().st_size, 0))
+        if footer is None:
+            return []
+        blocks = []
+        with open(path, "rb") as fh:
+            for offset, length, crc in footer.blocks:
+                fh.seek(offset)
+                data = fh.read(length)
+                if zlib.crc32(data) != crc:
+                    return [f"stream file {path} is damaged (a block's CRC32 differs); {_AGAIN}"]
+                blocks.append(pa.ipc.open_stream(data, options=_READ).read_all())
+    except (IntegrityError, OSError, ValueError, pa.ArrowException) as exc:
+        return [f"stream file {path} cannot be read ({exc}); {_AGAIN}"]
+    got = pa.concat_tables([empty_envelope(), *blocks])
+    order = pc.sort_indices(table, [("stream_id", "ascending"), ("position", "ascending")])
+    if not got.equals(table.cast(ENVELOPE_SCHEMA).take(order)):
+        return [f"stream file {path} does not hold exactly its part's events; {_AGAIN}"]
+    return []
+
+
+_AGAIN = "it is derived: delete it and run 'ledgerlake compact' to write it again"

@@ -84,7 +84,19 @@ def test_a_damaged_block_fails_the_read_instead_of_answering(lake: Path) -> None
     with pytest.raises(IntegrityError, match="damaged"):
         for sid in [f"bulk-{i}" for i in range(STREAMS)] + ["long-0", "long-1", "long-2"]:
             reader.read_stream(sid)
+    report = reader.verify()
     reader.close()
+    assert not report.ok
+    assert [p for p in report.problems if "stream file" in p] == [
+        f"stream file {path} is damaged (a block's CRC32 differs); it is derived: delete it "
+        "and run 'ledgerlake compact' to write it again"
+    ]
+    path.unlink()  # derived: without it the part is read, and compact writes it again
+    assert open_order_log(lake, read_only=True).verify().ok
+    writer = open_order_log(lake, clock=clock)
+    writer.compact()
+    writer.close()
+    assert path.exists() and open_order_log(lake, read_only=True).verify().ok
 
 
 def test_a_stream_file_of_other_bytes_is_ignored_and_compact_writes_it_again(
