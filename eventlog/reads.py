@@ -119,11 +119,12 @@ def _from_stream_files(
     tables: list[pa.Table] = []
     rest: list[int] = []
     i = 0
-    for part in log._live_parts():
+    for row in log.tail.live_parts():  # catalog rows: a Part only for the ones that hold some
         if i == len(positions):
             break
-        if part.last < positions[i]:
+        if row[2] < positions[i]:
             continue
+        part = log.store.part(row)
         j = i
         while j < len(positions) and positions[j] <= part.last:
             j += 1

@@ -119,6 +119,7 @@ class StreamFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._footers: dict[str, _Footer | None] = {}
+        self._paths: dict[str, Path] = {}
 
     def has(self, part: Part) -> bool:
         """Whether a stream file made from exactly this part's bytes is present."""
@@ -126,7 +127,9 @@ class StreamFiles:
 
     def take(self, part: Part, stream_id: str, positions: list[int]) -> pa.Table | None:
         """One stream's rows at ``positions`` (all in ``part``), or None without a file."""
-        path = stream_file_path(self.root, part)
+        path = self._paths.get(part.name)
+        if path is None:
+            path = self._paths[part.name] = stream_file_path(self.root, part)
         footer = self._footer(part, path)
         if footer is None:
             return None
