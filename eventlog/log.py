@@ -33,7 +33,6 @@ from eventlog.codec import EventRegistry
 from eventlog.commit import Decoded, Row, as_stored
 from eventlog.envelope import (
     ANY,
-    ENVELOPE_SCHEMA,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
@@ -45,8 +44,16 @@ from eventlog.lake import default_lake, has_tail, open_parts, open_tail, read_co
 from eventlog.maintenance import Maintenance
 from eventlog.parts import Part
 from eventlog.storage import PartStore
+from eventlog.streamfiles import StreamFiles
 from eventlog.tails import Tail, TailRow
-from eventlog.values import AppendRequest, AppendResult, LakeInfo, VerifyReport, tail_table
+from eventlog.values import (
+    AppendRequest,
+    AppendResult,
+    LakeInfo,
+    VerifyReport,
+    empty_envelope,
+    tail_table,
+)
 
 __all__ = [
     "AppendRequest",
@@ -119,6 +126,7 @@ class EventLog:
         self.store: PartStore = open_parts(root, read_config(root))
         self.events_dir = self.store.events_dir
         self.inflight_dir = self.store.inflight_dir
+        self.stream_files = StreamFiles(root)  # parts clustered by stream, for read_stream
         self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         if not read_only:
             try:
@@ -471,7 +479,7 @@ class EventLog:
         """``read`` concatenated into one table."""
         tables = list(self.read(**kwargs))
         if not tables:
-            return ENVELOPE_SCHEMA.empty_table()
+            return empty_envelope()
         return pa.concat_tables(tables)
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> pa.Table:

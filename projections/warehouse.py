@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from eventlog.errors import (
     IntegrityError,
@@ -26,8 +26,11 @@ from eventlog.errors import (
     LedgerLakeError,
     StorageError,
 )
-from eventlog.lake import has_tail
-from eventlog.log import EventLog
+
+if TYPE_CHECKING:  # Arrow and the log only where they are used: ``sql`` needs neither
+    import pyarrow as pa
+
+    from eventlog.log import EventLog
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 SCHEMAS = ("analytics", "temporal", "meta")
@@ -96,7 +99,7 @@ class Checkpoint:
 
 def warehouse_path(lake: Path | EventLog) -> Path:
     """``<lake>/warehouse.duckdb``."""
-    root = lake.root if isinstance(lake, EventLog) else Path(lake)
+    root = Path(lake) if isinstance(lake, (str, Path)) else lake.root
     return root / WAREHOUSE_FILE
 
 
@@ -119,6 +122,8 @@ def connect(
     path = warehouse_path(lake)
     if read_only and not path.exists():
         root = path.parent
+        from eventlog.lake import has_tail  # only here: ``sql`` on a lake imports no Arrow
+
         if not has_tail(root) and not (root / "events").exists():
             raise LakeNotFoundError(
                 f"no lake at {root}; create one with 'ledgerlake generate' or 'ledgerlake append'"
@@ -187,6 +192,8 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     a query runs (a compaction after this call needs a refresh), parts in object storage
     now (``projections.parts_source``). Call again to see newer events.
     """
+    import pyarrow as pa
+
     from projections.parts_source import register_parts
 
     with log.snapshot():
@@ -201,5 +208,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
 
 def _plain_strings(table: pa.Table) -> pa.Table:
     """Dictionary columns as plain strings, so the tail unions with the Parquet parts."""
+    import pyarrow as pa
+
     cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.Table.from_arrays(cols, names=table.column_names)
