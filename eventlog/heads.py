@@ -131,7 +131,7 @@ class LaggingHeads:
         elif self._stale is None or self._stale[:2] != (meta["head"], meta["head"]):
             # nothing lags: start the cache empty, so the next bulk append need not read
             # this one's parts back (from object storage that is a download)
-            self._stale = (meta["head"], meta["head"], max_per_stream(_EMPTY_STALE))
+            self._stale = (meta["head"], meta["head"], _empty_stale())
         return base
 
     def stale(self, start: int, head: int) -> pa.Table:
@@ -155,7 +155,7 @@ class LaggingHeads:
             )
             table = max_per_stream(fresh if table is None else pa.concat_tables([table, fresh]))
         if table is None:
-            table = max_per_stream(_EMPTY_STALE)
+            table = _empty_stale()
         self._stale = (start, head, table)
         return table
 
@@ -234,6 +234,7 @@ class LaggingHeads:
                 self.catch_up_index(ids=False)
 
 
-_EMPTY_STALE = pa.table(
-    {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
-)
+def _empty_stale() -> pa.Table:
+    """No lagging maxima (built when needed: a table at import time imports pandas)."""
+    empty = {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
+    return max_per_stream(pa.table(empty))
