@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
-from eventlog.validate import parse_time, utc, validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.orders.errors import InvalidCommandError
+from eventlog.validate import parse_time, utc, validate_stream_id
 
 MAX_QUANTITY = 1_000_000
 MAX_AMOUNT_CENTS = 1_000_000_000_000  # ten billion major units keeps sums inside int64
