@@ -13,15 +13,15 @@ import pyarrow as pa
 # The checks of a stream id, an expected version and a time need no Arrow: they live in
 # ``eventlog.validate`` (so that quick commands need not import pyarrow) and are
 # re-exported here, where the envelope's users have always found them.
-from eventlog.validate import (  # noqa: F401  (re-exported)
-    ANY,
-    MAX_STREAM_ID_LENGTH,
-    NO_STREAM,
-    ExpectedVersion,
-    parse_time,
-    utc,
-    validate_expected_version,
-    validate_stream_id,
+from eventlog.validate import (
+    ANY as ANY,
+    MAX_STREAM_ID_LENGTH as MAX_STREAM_ID_LENGTH,
+    NO_STREAM as NO_STREAM,
+    ExpectedVersion as ExpectedVersion,
+    parse_time as parse_time,
+    utc as utc,
+    validate_expected_version as validate_expected_version,
+    validate_stream_id as validate_stream_id,
 )
 
 ENVELOPE_SCHEMA = pa.schema(

@@ -14,8 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.decider import PUBLIC_FIELDS

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from eventlog.orders.decider import PUBLIC_FIELDS
 from projections.plan import PROJECTIONS

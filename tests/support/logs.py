@@ -180,9 +180,11 @@ CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts")
 
 def _install_crash_point(point: str) -> None:
     """Make the process die at one exact step of the commit protocol."""
-    from eventlog import maintenance as maintenance_module
-    from eventlog import parts as parts_module
-    from eventlog import storage as storage_module
+    from eventlog import (
+        maintenance as maintenance_module,
+        parts as parts_module,
+        storage as storage_module,
+    )
 
     if point == "after_publish":  # part published, the tail not committed
         original = storage_module.PartStore.publish

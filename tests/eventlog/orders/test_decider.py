@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import given as hgiven
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given as hgiven, settings, strategies as st
 
 from eventlog.decider import fold
 from eventlog.errors import InvalidInputError, RuleError, exit_code_for

@@ -8,8 +8,7 @@ import typing
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from eventlog.codec import EventRegistry
 from eventlog.errors import InvalidInputError, PayloadSchemaError, UnknownEventTypeError
