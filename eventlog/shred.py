@@ -1,0 +1,326 @@
+"""Crypto-shredding: personal payload fields encrypted per data subject, readable until forgotten.
+
+A field declared ``Personal`` is stored as ``enc:v1:<key id>:<base64(nonce || AES-GCM
+ciphertext)>``: a 12-byte random nonce, and associated data binding the ciphertext to
+``(stream id, event id, field name)`` so it cannot be moved to another event or field.
+The key is the data subject's (see ``eventlog.keystore``): forgetting the subject
+destroys it, and every reader then sees ``ERASED`` in its place. Events, positions and
+Parquet parts are never rewritten. The write-model state stored beside the stream head
+holds its personal fields the same way (associated data ``(stream id, "state", field)``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from eventlog.codec import EventRegistry, dumps
+from eventlog.errors import IntegrityError
+from eventlog.keystore import KeyStore, SqliteKeyStore
+
+TAG = "enc:v1:"
+ERASED = "[erased]"
+"""What every read path shows in place of a forgotten subject's personal field."""
+STREAM_SUBJECT_PREFIX = "stream:"
+"""Subject of a stream whose personal events came without a subject field (a raw append)."""
+_CACHE = 10_000  # streams whose key id a log handle keeps
+
+
+def _aad(stream_id: str, event_id: str, field: str) -> bytes:
+    return f"{stream_id}\x1f{event_id}\x1f{field}".encode()
+
+
+class Shredder:
+    """Encrypts and decrypts a log's personal fields; keeps the keys it used (per handle)."""
+
+    def __init__(self, registry: EventRegistry, store: KeyStore | None) -> None:
+        self.registry = registry
+        self.store = store
+        self.personal = {t: registry.spec(t).personal for t in registry.event_types}
+        self.subject_field = {t: registry.spec(t).subject for t in registry.event_types}
+        self.state_fields = registry.personal_fields
+        self._aead: dict[str, AESGCM | None] = {}  # key id -> cipher (None: destroyed)
+        self._stream_key: dict[str, str] = {}  # stream id -> key id
+        self._subject_key: dict[str, str] = {}  # subject -> key id
+        self._pending: dict[str, str] = {}  # bindings not yet written
+        self._state_ct: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this log encrypts (it has a key store and personal fields)."""
+        return self.store is not None and bool(self.state_fields)
+
+    def forget_cached(self) -> None:
+        """Drop every cached key (after a subject was forgotten)."""
+        self._aead.clear()
+        self._stream_key.clear()
+        self._subject_key.clear()
+        self._state_ct.clear()
+
+    # ------------------------------------------------------------- keys
+    def _cipher(self, key_id: str) -> AESGCM | None:
+        if key_id not in self._aead:
+            self._load([key_id])
+        return self._aead.get(key_id)
+
+    def _load(self, key_ids: Iterable[str]) -> None:
+        missing = [k for k in set(key_ids) if k not in self._aead]
+        if missing and self.store is not None:
+            for kid, key in self.store.keys_by_id(missing).items():
+                self._aead[kid] = AESGCM(key) if key is not None else None
+        for kid in missing:
+            self._aead.setdefault(kid, None)  # unknown to the store: nothing can open it
+
+    def stream_key_ids(self, subjects: Mapping[str, str | None]) -> dict[str, str]:
+        """The key id of each stream: of its subject when given, else the one it is bound to.
+
+        A stream not yet bound to that key is queued for ``take_bindings`` (written in the
+        append's transaction); a subject without a key gets one (its own short commit).
+        """
+        assert self.store is not None
+        out: dict[str, str] = {}
+        ask = [s for s, subj in subjects.items() if subj is None and s not in self._stream_key]
+        bound = self.store.stream_keys(ask) if ask else {}
+        want: dict[str, str] = {}
+        for sid, subj in subjects.items():
+            if subj is not None:
+                want[sid] = subj
+            elif sid in self._stream_key:
+                out[sid] = self._stream_key[sid]
+            elif sid in bound:
+                out[sid] = bound[sid]
+            else:
+                want[sid] = STREAM_SUBJECT_PREFIX + sid
+        unknown = [s for s in set(want.values()) if s not in self._subject_key]
+        if unknown:
+            for subj, (kid, key) in self.store.keys_for_subjects(unknown).items():
+                self._subject_key[subj] = kid
+                self._aead[kid] = AESGCM(key) if key is not None else None
+        for sid, subj in want.items():
+            kid = self._subject_key[subj]
+            out[sid] = kid
+            if self._stream_key.get(sid) != kid:
+                self._pending[sid] = kid
+        if len(self._stream_key) > _CACHE:
+            self._stream_key.clear()
+            self._subject_key.clear()
+        self._stream_key.update(out)
+        return out
+
+    def bind_pending(self) -> None:
+        """Write the queued (stream id, key id) bindings, inside the append's transaction."""
+        if self._pending and self.store is not None:
+            self.store.bind(list(self._pending.items()))
+            self._pending.clear()
+
+    def drop_pending(self) -> None:
+        """Forget the queued bindings of an append that failed (and their cached keys)."""
+        for sid in self._pending:
+            self._stream_key.pop(sid, None)
+        self._pending.clear()
+
+    # ------------------------------------------------------------- encrypt
+    def encrypt_value(self, key_id: str, aad: bytes, value: str) -> str:
+        """One field's tagged ciphertext (a destroyed key stores the erased marker)."""
+        cipher = self._cipher(key_id)
+        if cipher is None:
+            return ERASED
+        nonce = os.urandom(12)
+        blob = nonce + cipher.encrypt(nonce, value.encode(), aad)
+        return f"{TAG}{key_id}:{base64.b64encode(blob).decode()}"
+
+    def encrypt_payload(
+        self, key_id: str, stream_id: str, event_id: str, fields: Sequence[str], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A copy of a payload dict with its personal fields encrypted."""
+        out = dict(data)
+        for f in fields:
+            value = out.get(f)
+            if isinstance(value, str):  # even one that looks like a tag: it is plaintext here
+                out[f] = self.encrypt_value(key_id, _aad(stream_id, event_id, f), value)
+        return out
+
+    def subject_of(self, event_type: str, payload: Mapping[str, Any]) -> str | None:
+        """The data subject an event names (its Subject field), if any."""
+        name = self.subject_field.get(event_type)
+        value = payload.get(name) if name else None
+        return str(value) if value is not None else None
+
+    def seal_state(self, stream_id: str, state: Any) -> Any:
+        """A write-model state (JSON-ready) with its personal fields encrypted."""
+        if not self.enabled or stream_id not in self._stream_key:
+            return state
+        key_id = self._stream_key[stream_id]
+        return self._walk_state(stream_id, state, lambda f, v: self._state_value(key_id, stream_id, f, v))
+
+    def _state_value(self, key_id: str, stream_id: str, field: str, value: str) -> str:
+        cached = self._state_ct.get((stream_id, field))
+        if cached is not None and cached[0] == value:
+            return cached[1]
+        ct = self.encrypt_value(key_id, _aad(stream_id, "state", field), value)
+        if len(self._state_ct) > _CACHE:
+            self._state_ct.clear()
+        self._state_ct[(stream_id, field)] = (value, ct)
+        return ct
+
+    def _walk_state(self, stream_id: str, value: Any, fn: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: fn(k, v)
+                if k in self.state_fields and isinstance(v, str) and v
+                else self._walk_state(stream_id, v, fn)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._walk_state(stream_id, v, fn) for v in value]
+        return value
+
+    def open_state(self, stream_id: str, state: Any) -> Any:
+        """A stored write-model state with its personal fields decrypted (or erased)."""
+        if not self.enabled:
+            return state
+        return self._walk_state(
+            stream_id, state, lambda f, v: self.decrypt_value(_aad(stream_id, "state", f), v)
+        )
+
+    # ------------------------------------------------------------- decrypt
+    def decrypt_value(self, aad: bytes, value: str) -> str:
+        """The plaintext of one tagged value; ERASED when its key was destroyed."""
+        if not value.startswith(TAG):
+            return value
+        key_id, _, b64 = value[len(TAG) :].partition(":")
+        cipher = self._cipher(key_id)
+        if cipher is None:
+            return ERASED
+        try:
+            blob = base64.b64decode(b64, validate=True)
+            return cipher.decrypt(blob[:12], blob[12:], aad).decode()
+        except (InvalidTag, ValueError):
+            raise IntegrityError(
+                "an encrypted payload field does not open with its key and place "
+                "(moved to another event or field, or damaged)"
+            ) from None
+
+    def decrypt_payload(
+        self, event_type: str, stream_id: str, event_id: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A payload dict with its personal fields decrypted (or erased), in place."""
+        for f in self.personal.get(event_type, ()):
+            v = data.get(f)
+            if isinstance(v, str) and v.startswith(TAG):
+                data[f] = self.decrypt_value(_aad(stream_id, event_id, f), v)
+        return data
+
+    def decrypt_table(self, table: pa.Table) -> pa.Table:
+        """An envelope table with its payload column decrypted (rows grouped by key)."""
+        if "payload" not in table.column_names or table.num_rows == 0:
+            return table
+        payload = table.column("payload")
+        mask = pc.match_substring(payload, '"' + TAG)
+        if not pc.any(mask).as_py():
+            return table
+        needed = ("stream_id", "event_id", "event_type")
+        if any(c not in table.column_names for c in needed):
+            raise ValueError("decrypting payloads needs the stream_id, event_id, event_type columns")
+        texts = payload.to_pylist()
+        hits = pc.indices_nonzero(mask.combine_chunks()).to_pylist()
+        sids = table.column("stream_id").take(hits).to_pylist()
+        eids = table.column("event_id").take(hits).to_pylist()
+        types = table.column("event_type").take(hits).to_pylist()
+        parsed = [json.loads(texts[i]) for i in hits]
+        key_ids = {
+            v[len(TAG) :].split(":", 1)[0]
+            for d in parsed
+            for v in d.values()
+            if isinstance(v, str) and v.startswith(TAG)
+        }
+        self._load(key_ids)  # every key of the batch in one query
+        for i, etype, sid, eid, data in zip(hits, types, sids, eids, parsed, strict=True):
+            texts[i] = dumps(self.decrypt_payload(str(etype), str(sid), str(eid), data))
+        at = table.schema.get_field_index("payload")
+        return table.set_column(at, table.schema.field(at), pa.array(texts, pa.string()))
+
+
+def open_shredder(registry: EventRegistry, tail: Any, *, read_only: bool) -> Shredder:
+    """The shredder of a log: its key store is the SQLite tail's database.
+
+    A PostgreSQL tail has no key store yet: its log does not encrypt (docs/erasure.md).
+    """
+    from eventlog.tails.sqlite import SqliteTail
+
+    store = (
+        SqliteKeyStore(tail.conn, tail.path, read_only=read_only)
+        if isinstance(tail, SqliteTail)
+        else None
+    )
+    return Shredder(registry, store)
+
+
+def encrypt_requests(log: Any, stream_ids: Sequence[str], prepared: Sequence[list[Any]]) -> None:
+    """Encrypt the personal fields of each request's rows (``commit.Row``), in place.
+
+    One key look-up for the whole batch: a stream's subject is the first subject field
+    among its rows, else the key the stream is bound to.
+    """
+    sh: Shredder = log.shredder
+    if not sh.enabled:
+        return
+    subjects: dict[str, str | None] = {}
+    for sid, rows in zip(stream_ids, prepared, strict=True):
+        for row in rows:
+            if sh.personal.get(row.event_type) or sh.subject_field.get(row.event_type):
+                subject = sh.subject_of(row.event_type, row.decoded[0])
+                if subjects.get(sid) is None:
+                    subjects[sid] = subject
+    if not subjects:
+        return
+    keys = sh.stream_key_ids(subjects)
+    for sid, rows in zip(stream_ids, prepared, strict=True):
+        for row in rows:
+            fields = sh.personal.get(row.event_type)
+            if fields:
+                sealed = sh.encrypt_payload(keys[sid], sid, row.event_id, fields, row.decoded[0])
+                row.payload = dumps(sealed)
+
+
+def encrypt_batch(log: Any, table: pa.Table, event_ids: pa.Array) -> pa.Table:
+    """A bulk table with the personal fields of its payloads encrypted (rows of other
+    types untouched; a payload that is not JSON is left for the schema check to refuse)."""
+    sh: Shredder = log.shredder
+    etypes = table.column("event_type").cast(pa.string())
+    wanted = [t for t in pc.unique(etypes).to_pylist() if t in sh.personal and (sh.personal[t] or sh.subject_field[t])]
+    if not sh.enabled or not wanted:
+        return table
+    hits = pc.indices_nonzero(pc.is_in(etypes, pa.array(wanted, pa.string())).combine_chunks())
+    hit_list = hits.to_pylist()
+    texts = table.column("payload").to_pylist()
+    sids = table.column("stream_id").cast(pa.string()).take(hits).to_pylist()
+    types = etypes.take(hits).to_pylist()
+    eids = pa.chunked_array([event_ids]).take(hits).to_pylist() if not isinstance(event_ids, pa.ChunkedArray) else event_ids.take(hits).to_pylist()
+    parsed: list[dict[str, Any] | None] = []
+    subjects: dict[str, str | None] = {}
+    for sid, etype, i in zip(sids, types, hit_list, strict=True):
+        try:
+            data = json.loads(texts[i])
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            data = None
+        parsed.append(data)
+        if data is not None and subjects.get(sid) is None:
+            subjects[sid] = sh.subject_of(etype, data)
+    keys = sh.stream_key_ids(subjects)
+    for sid, etype, eid, i, data in zip(sids, types, eids, hit_list, parsed, strict=True):
+        fields = sh.personal[etype]
+        if data is not None and fields:
+            texts[i] = dumps(sh.encrypt_payload(keys[sid], sid, eid, fields, data))
+    at = table.schema.get_field_index("payload")
+    return table.set_column(at, "payload", pa.array(texts, pa.string()))
