@@ -193,7 +193,15 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         tail = log.read_all(after=sealed)
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
-    if parts:
+    if parts and log.shredder.enabled:
+        # personal fields are encrypted in the parts: read them decrypted (as erased once
+        # their customer is forgotten) rather than straight from Parquet
+        sealed_rows = pa.concat_tables(
+            [_plain_strings(t) for t in log.read(until=sealed)]
+            or [_plain_strings(ENVELOPE_SCHEMA.empty_table())]
+        )
+        con.register("events_parts", sealed_rows)
+    elif parts:
         con.register("events_parts", con.read_parquet(parts, hive_partitioning=False))
     else:
         con.register("events_parts", _plain_strings(ENVELOPE_SCHEMA.empty_table()))
