@@ -65,21 +65,16 @@ def append_batch(
     """
     table, codes, uniques = _prepare_batch(log, table)
     n = table.num_rows
-    given_ids: Future[pa.Array] | None = None
-    if log.shredder.enabled:  # personal fields are bound to event ids: make them first
-        ids = table.column("event_id") if "event_id" in table.column_names else uuid4_array(n)
-        table = encrypt_batch(log, table, ids)
-        if "event_id" not in table.column_names:
-            given_ids = Future()
-            given_ids.set_result(ids)
     # Payloads are parsed against their schemas on a second thread from the start
     # (pyarrow releases the GIL); the part is only published once they all fit.
     parts = -(-n // log.bulk_part_rows)
     with ThreadPoolExecutor(max_workers=2 + min(parts, os.cpu_count() or 1)) as pool:
         checking = pool.submit(_check_batch_payloads, log, table)
-        new_ids = given_ids
-        if new_ids is None and "event_id" not in table.column_names:
-            new_ids = pool.submit(uuid4_array, n)
+        new_ids = None if "event_id" in table.column_names else pool.submit(uuid4_array, n)
+        if log.shredder.enabled:  # while the payloads are checked on the second thread
+            # personal fields are bound to their event ids: the ids are made first
+            ids = table.column("event_id") if new_ids is None else new_ids.result()
+            table = encrypt_batch(log, table, ids)
         try:
             result = _append_batch_locked(
                 log, pool, checking, new_ids, table, codes, uniques, expected_versions, command_id
