@@ -172,15 +172,27 @@ class Shredder:
         return ct
 
     def _walk_state(self, stream_id: str, value: Any, fn: Any) -> Any:
+        """``value`` with ``fn(field, text)`` applied to every personal string in it.
+
+        Objects are copied only where they hold a personal field (directly or deeper).
+        """
         if isinstance(value, dict):
-            return {
-                k: fn(k, v)
-                if k in self.state_fields and isinstance(v, str) and v
-                else self._walk_state(stream_id, v, fn)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._walk_state(stream_id, v, fn) for v in value]
+            out = None
+            for k, v in value.items():
+                if k in self.state_fields and isinstance(v, str) and v:
+                    new = fn(k, v)
+                elif isinstance(v, dict | list) and v:
+                    new = self._walk_state(stream_id, v, fn)
+                else:
+                    continue
+                if new is not v:
+                    if out is None:
+                        out = dict(value)
+                    out[k] = new
+            return value if out is None else out
+        if isinstance(value, list) and value and isinstance(value[0], dict | list):
+            items = [self._walk_state(stream_id, v, fn) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
         return value
 
     def open_state(self, stream_id: str, state: Any) -> Any:
@@ -267,32 +279,50 @@ def open_shredder(registry: EventRegistry, tail: Any, *, read_only: bool) -> Shr
 def encrypt_requests(log: Any, stream_ids: Sequence[str], prepared: Sequence[list[Any]]) -> None:
     """Encrypt the personal fields of each request's rows (``commit.Row``), in place.
 
-    One key look-up for the whole batch: a stream's subject is the first subject field
-    among its rows, else the key the stream is bound to.
+    One key look-up for the whole batch (none when the handle knows every stream's key):
+    a stream's subject is the first subject field among its rows, else the key the stream
+    is bound to. A forgotten customer's fields are stored, and read back, as ``ERASED``.
     """
     sh: Shredder = log.shredder
     if not sh.enabled:
         return
+    personal, subject_field = sh.personal, sh.subject_field
     subjects: dict[str, str | None] = {}
     for sid, rows in zip(stream_ids, prepared, strict=True):
         for row in rows:
-            if sh.personal.get(row.event_type) or sh.subject_field.get(row.event_type):
-                subject = sh.subject_of(row.event_type, row.decoded[0])
+            if personal[row.event_type] or subject_field[row.event_type]:
                 if subjects.get(sid) is None:
-                    subjects[sid] = subject
+                    subjects[sid] = sh.subject_of(row.event_type, row.decoded[0])
     if not subjects:
         return
-    keys = sh.stream_key_ids(subjects)
+    known = sh._stream_key
+    if all(subj is None and sid in known for sid, subj in subjects.items()):
+        keys = known
+    else:
+        keys = sh.stream_key_ids(subjects)
+    b64, urandom = base64.b64encode, os.urandom
     for sid, rows in zip(stream_ids, prepared, strict=True):
         for row in rows:
-            fields = sh.personal.get(row.event_type)
-            if fields:
-                sealed = sh.encrypt_payload(keys[sid], sid, row.event_id, fields, row.decoded[0])
-                row.payload = dumps(sealed)
-                if any(sealed[f] == ERASED for f in fields if f in sealed):
-                    # a forgotten customer's key: what is read back is what was stored
-                    plain = {**row.decoded[0], **{f: ERASED for f in fields if f in sealed}}
-                    row.decoded = (plain, row.decoded[1])
+            fields = personal[row.event_type]
+            if not fields:
+                continue
+            kid = keys[sid]
+            cipher = sh._cipher(kid)
+            data = dict(row.decoded[0])
+            prefix = f"{TAG}{kid}:"
+            for f in fields:
+                value = data.get(f)
+                if not isinstance(value, str):
+                    continue
+                if cipher is None:
+                    data[f] = ERASED
+                    continue
+                nonce = urandom(12)
+                aad = f"{sid}\x1f{row.event_id}\x1f{f}".encode()
+                data[f] = prefix + b64(nonce + cipher.encrypt(nonce, value.encode(), aad)).decode()
+            row.payload = dumps(data)
+            if cipher is None:  # what is read back is what was stored
+                row.decoded = (data, row.decoded[1])
 
 
 def encrypt_batch(log: Any, table: pa.Table, event_ids: pa.Array) -> pa.Table:
