@@ -50,12 +50,21 @@ def _orders_table(first: int, orders: int, customers: int) -> pa.Table:
         c = int(rng.integers(0, customers))
         sid = f"order-{i}"
         rows = [
-            ("OrderCreated", f'{{"channel":"web","currency":"EUR","customer_email":"c{c}@example.com","customer_id":"cus-{c}","customer_name":"Customer {c}"}}'),
+            (
+                "OrderCreated",
+                f'{{"channel":"web","currency":"EUR","customer_email":"c{c}@example.com","customer_id":"cus-{c}","customer_name":"Customer {c}"}}',
+            ),
             *[
-                ("ItemAdded", f'{{"product_name":"Product {k}","quantity":1,"sku":"sku-{k}","unit_price_cents":{1000 + k}}}')
+                (
+                    "ItemAdded",
+                    f'{{"product_name":"Product {k}","quantity":1,"sku":"sku-{k}","unit_price_cents":{1000 + k}}}',
+                )
                 for k in range(5)
             ],
-            ("ShippingAddressUpdated", f'{{"city":"Lyon","country":"FR","postal_code":"69{c % 1000:03d}","recipient":"Customer {c}","street":"{c} rue de la Paix"}}'),
+            (
+                "ShippingAddressUpdated",
+                f'{{"city":"Lyon","country":"FR","postal_code":"69{c % 1000:03d}","recipient":"Customer {c}","street":"{c} rue de la Paix"}}',
+            ),
             ("PaymentAuthorized", '{"amount_cents":5010,"method":"card","payment_id":"p1"}'),
             ("PaymentCaptured", '{"amount_cents":5010,"payment_id":"p1"}'),
             ("CustomerNoteAdded", f'{{"author":"customer","note":"please ring twice, order {i}"}}'),
@@ -97,12 +106,35 @@ def _bulk(workdir: Path, rows: int, batch: int) -> tuple[float, float]:
 def _commands(i: int) -> list[Any]:
     oid, at = f"order-{i}", T0 + timedelta(minutes=i)
     return [
-        CreateOrder(order_id=oid, at=at, customer_id=f"cus-{i % 97}", customer_name="Ada Lovelace",
-                    customer_email="ada@example.com", currency="EUR", channel="web"),
-        AddItem(order_id=oid, at=at, sku="sku-1", product_name="Teapot", quantity=1, unit_price_cents=1299),
-        AddItem(order_id=oid, at=at, sku="sku-2", product_name="Cup", quantity=2, unit_price_cents=499),
-        UpdateShippingAddress(order_id=oid, at=at, recipient="Ada Lovelace", street="1 Analytical Row",
-                              city="London", postal_code="N1 9GU", country="GB"),
+        CreateOrder(
+            order_id=oid,
+            at=at,
+            customer_id=f"cus-{i % 97}",
+            customer_name="Ada Lovelace",
+            customer_email="ada@example.com",
+            currency="EUR",
+            channel="web",
+        ),
+        AddItem(
+            order_id=oid,
+            at=at,
+            sku="sku-1",
+            product_name="Teapot",
+            quantity=1,
+            unit_price_cents=1299,
+        ),
+        AddItem(
+            order_id=oid, at=at, sku="sku-2", product_name="Cup", quantity=2, unit_price_cents=499
+        ),
+        UpdateShippingAddress(
+            order_id=oid,
+            at=at,
+            recipient="Ada Lovelace",
+            street="1 Analytical Row",
+            city="London",
+            postal_code="N1 9GU",
+            country="GB",
+        ),
         AddCustomerNote(order_id=oid, at=at, author="customer", note="leave it with the neighbour"),
     ]
 
@@ -170,10 +202,25 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     enc_rate, plain_rate = _bulk(workdir, rows, 50_000)
     enc50, plain50 = _handle(workdir, 100 if quick else 400)
     results = [
-        Result(AREA, "bulk append with encryption", enc_rate, "events/s",
-               "bulk append without encryption", plain_rate, ">= 0.8x",
-               enc_rate >= 0.8 * plain_rate),
-        Result(AREA, "handle p50 with encryption", enc50, "ms",
-               "handle p50 without encryption", plain50, "<= 1.1x", enc50 <= 1.1 * plain50),
+        Result(
+            AREA,
+            "bulk append with encryption",
+            enc_rate,
+            "events/s",
+            "bulk append without encryption",
+            plain_rate,
+            ">= 0.8x",
+            enc_rate >= 0.8 * plain_rate,
+        ),
+        Result(
+            AREA,
+            "handle p50 with encryption",
+            enc50,
+            "ms",
+            "handle p50 without encryption",
+            plain50,
+            "<= 1.1x",
+            enc50 <= 1.1 * plain50,
+        ),
     ]
     return results + _cascade(workdir, 100_000 if quick else 1_000_000)

@@ -85,7 +85,6 @@ class KeyStore(Protocol):
         ...
 
 
-
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 

@@ -138,7 +138,12 @@ class Shredder:
         return f"{TAG}{key_id}:{base64.b64encode(blob).decode()}"
 
     def encrypt_payload(
-        self, key_id: str, stream_id: str, event_id: str, fields: Sequence[str], data: dict[str, Any]
+        self,
+        key_id: str,
+        stream_id: str,
+        event_id: str,
+        fields: Sequence[str],
+        data: dict[str, Any],
     ) -> dict[str, Any]:
         """A copy of a payload dict with its personal fields encrypted."""
         out = dict(data)
@@ -159,7 +164,9 @@ class Shredder:
         if not self.enabled or stream_id not in self._stream_key:
             return state
         key_id = self._stream_key[stream_id]
-        return self._walk_state(stream_id, state, lambda f, v: self._state_value(key_id, stream_id, f, v))
+        return self._walk_state(
+            stream_id, state, lambda f, v: self._state_value(key_id, stream_id, f, v)
+        )
 
     def _state_value(self, key_id: str, stream_id: str, field: str, value: str) -> str:
         cached = self._state_ct.get((stream_id, field))
@@ -241,7 +248,9 @@ class Shredder:
             return table
         needed = ("stream_id", "event_id", "event_type")
         if any(c not in table.column_names for c in needed):
-            raise ValueError("decrypting payloads needs the stream_id, event_id, event_type columns")
+            raise ValueError(
+                "decrypting payloads needs the stream_id, event_id, event_type columns"
+            )
         texts = payload.to_pylist()
         hits = pc.indices_nonzero(mask.combine_chunks()).to_pylist()
         sids = table.column("stream_id").take(hits).to_pylist()
@@ -290,9 +299,9 @@ def encrypt_requests(log: Any, stream_ids: Sequence[str], prepared: Sequence[lis
     subjects: dict[str, str | None] = {}
     for sid, rows in zip(stream_ids, prepared, strict=True):
         for row in rows:
-            if personal[row.event_type] or subject_field[row.event_type]:
-                if subjects.get(sid) is None:
-                    subjects[sid] = sh.subject_of(row.event_type, row.decoded[0])
+            marked = personal[row.event_type] or subject_field[row.event_type]
+            if marked and subjects.get(sid) is None:
+                subjects[sid] = sh.subject_of(row.event_type, row.decoded[0])
     if not subjects:
         return
     known = sh._stream_key

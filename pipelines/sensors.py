@@ -96,7 +96,9 @@ def log_head_sensor(
     )
 
 
-@dg.op(description="Carry every pending erasure into the warehouse, vectors, exports and free pages.")
+@dg.op(
+    description="Carry every pending erasure into the warehouse, vectors, exports and free pages."
+)
 def apply_erasures(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Output[int]:
     """Run the erasure cascade (projections.erasure); the receipt's path goes to the log."""
     from projections import erasure
@@ -136,4 +138,3 @@ def erasure_sensor(
     if not todo:
         return dg.SkipReason("no erasure pending")
     return dg.RunRequest(run_key=f"erase-{todo[-1].position}")
-

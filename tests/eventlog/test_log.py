@@ -466,7 +466,9 @@ def test_deleting_tail_after_seal_loses_nothing(open_log: OpenLog, lake: Path) -
     after = rebuilt.read_all()
     # every event comes back; the subjects' keys lived in the tail, so personal fields
     # read as erased (back the tail up with the parts: docs/erasure.md)
-    assert after.drop_columns(["payload"]).to_pylist() == before.drop_columns(["payload"]).to_pylist()
+    assert (
+        after.drop_columns(["payload"]).to_pylist() == before.drop_columns(["payload"]).to_pylist()
+    )
     assert [_unshredded(p) for p in after.column("payload").to_pylist()] == [
         _unshredded(p) for p in before.column("payload").to_pylist()
     ]

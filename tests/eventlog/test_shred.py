@@ -15,21 +15,37 @@ from eventlog.forget import UnknownSubjectError
 from eventlog.orders.log import forget_customer, open_order_log
 from eventlog.shred import ERASED, TAG, Shredder
 
-NAME, EMAIL, STREET, NOTE = "Ottoline Vexworth", "ovex@example.org", "9 Quillon Street", "gate code 4417"
+NAME, EMAIL, STREET, NOTE = (
+    "Ottoline Vexworth",
+    "ovex@example.org",
+    "9 Quillon Street",
+    "gate code 4417",
+)
 
 
 def created(customer: str = "c-1", name: str = NAME) -> NewEvent:
     return NewEvent(
         "OrderCreated",
-        {"customer_id": customer, "customer_name": name, "customer_email": EMAIL,
-         "currency": "EUR", "channel": "web"},
+        {
+            "customer_id": customer,
+            "customer_name": name,
+            "customer_email": EMAIL,
+            "currency": "EUR",
+            "channel": "web",
+        },
     )
 
 
 def address() -> NewEvent:
     return NewEvent(
         "ShippingAddressUpdated",
-        {"recipient": NAME, "street": STREET, "city": "Lyon", "postal_code": "69001", "country": "FR"},
+        {
+            "recipient": NAME,
+            "street": STREET,
+            "city": "Lyon",
+            "postal_code": "69001",
+            "country": "FR",
+        },
     )
 
 
@@ -97,7 +113,9 @@ def test_forget_erases_on_every_read_path_and_only_that_customer(lake: Path) -> 
     assert first["customer_name"] == first["customer_email"] == ERASED
     assert first["customer_id"] == "c-1"
     assert log.events_at([5])[0].payload["note"] == ERASED
-    assert json.loads(log.read_all().column("payload")[3].as_py())["customer_name"] == "Someone Else"
+    assert (
+        json.loads(log.read_all().column("payload")[3].as_py())["customer_name"] == "Someone Else"
+    )
     # a later command's events and states for a forgotten customer store the marker
     log.append("o-1", [note("too late")])
     assert log.events_at([log.head()])[0].payload["note"] == ERASED

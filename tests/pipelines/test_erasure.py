@@ -33,7 +33,10 @@ def needles(p: Planted) -> list[str]:
 
 def materialize(lake: Path, instance: dg.DagsterInstance) -> None:
     result = dg.materialize(
-        ALL_ASSETS, instance=instance, resources=resources_for(str(lake), "hashing"), run_config=QUIET
+        ALL_ASSETS,
+        instance=instance,
+        resources=resources_for(str(lake), "hashing"),
+        run_config=QUIET,
     )
     assert result.success
 
@@ -115,12 +118,21 @@ def test_every_read_path_shows_the_erased_marker(planted_lake: tuple[Path, Path,
         assert not any(v in text for text in first for v in p.values)
         _, state, _ = log.stream_state(p.orders[0])
         assert state is not None and state["customer_name"] == ERASED
-    rows = cli(lake, "sql", "SELECT customer_name FROM analytics.orders WHERE customer_id = "
-               f"'{p.customer_id}'", "--json")
+    rows = cli(
+        lake,
+        "sql",
+        f"SELECT customer_name FROM analytics.orders WHERE customer_id = '{p.customer_id}'",
+        "--json",
+    )
     assert rows.exit_code == 0, rows.output  # the warehouse shows the marker after the cascade
     assert cli(lake, "erase", "--apply").exit_code == 0
-    rows = cli(lake, "sql", "SELECT DISTINCT customer_name FROM analytics.orders WHERE "
-               f"customer_id = '{p.customer_id}'", "--json")
+    rows = cli(
+        lake,
+        "sql",
+        "SELECT DISTINCT customer_name FROM analytics.orders WHERE "
+        f"customer_id = '{p.customer_id}'",
+        "--json",
+    )
     assert json.loads(rows.stdout) == [{"customer_name": ERASED}]
 
 

@@ -61,7 +61,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 
 
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_forgetting_in_any_order_leaves_the_rest_as_a_rebuild_makes_it(
     built: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
