@@ -134,7 +134,7 @@ FROM read_parquet($files)
 def _duckdb_floor(files: list[str], workdir: Path) -> float:
     """Seconds DuckDB alone takes to parse the parts into order_events' typed rows and store
     them in a fresh database file: the floor of any rebuild that keeps those rows."""
-    from projections.tables import ORDER_EVENTS_BATCH_SQL
+    from projections.order_events import ORDER_EVENTS_BATCH_SQL
 
     select = ORDER_EVENTS_BATCH_SQL.split("INSERT INTO @TABLE@", 1)[1]
     path = workdir / "floor.duckdb"

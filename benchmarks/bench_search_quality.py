@@ -119,7 +119,7 @@ def run(workdir: Path, quick: bool) -> Iterator[Result]:
             "refresh it with 'python -m benchmarks.search_eval'"
         )
     embedder = SentenceTransformerEmbedder()
-    catch_up_vectors(lake, embedder)
+    catch_up_vectors(lake, embedder=embedder)
     queries = data["queries"][::3] if quick else data["queries"]
     scores = evaluate(lake, queries, int(data["k"]), embedder)
     render(scores, Console(stderr=True))

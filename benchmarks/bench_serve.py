@@ -55,7 +55,7 @@ def _build_lake(lake: Path, quick: bool) -> None:
 
     with open_order_log(lake) as log:
         generate(log, orders=100 if quick else 400, days=45, seed=42)
-    catch_up_vectors(lake, default_embedder(cache_dir=model_cache_dir(lake), device="cpu"))
+    catch_up_vectors(lake, embedder=default_embedder(cache_dir=model_cache_dir(lake), device="cpu"))
 
 
 class _Server:
@@ -89,7 +89,7 @@ def _search_latency(lake: Path, server: _Server, rounds: int) -> list[Result]:
     import httpx
 
     from projections.search import search
-    from projections.vectors import VectorStore
+    from projections.vector_store import VectorStore
 
     store = VectorStore(lake, create=False, keep_open=True)
     search(lake, "warm up", k=10, store=store)
@@ -132,7 +132,7 @@ def _search_latency(lake: Path, server: _Server, rounds: int) -> list[Result]:
 def _embedding(lake: Path, quick: bool) -> list[Result]:
     from projections.embeddings import SentenceTransformerEmbedder
     from projections.onnx_embedder import OnnxEmbedder, model_cache_dir
-    from projections.vectors import EVENT_NARRATIVES, VectorStore
+    from projections.vector_store import EVENT_NARRATIVES, VectorStore
 
     store = VectorStore(lake, create=False)
     texts = store.open_table(store.require(EVENT_NARRATIVES).table).to_arrow()["text"].to_pylist()

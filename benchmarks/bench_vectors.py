@@ -26,7 +26,8 @@ DIM = 384
 def _embed_throughput(workdir: Path, quick: bool) -> list[Result]:
     from eventlog.orders.generate import generate
     from projections.embeddings import SentenceTransformerEmbedder
-    from projections.vectors import EVENT_NARRATIVES, VectorStore, catch_up_vectors
+    from projections.vector_store import EVENT_NARRATIVES, VectorStore
+    from projections.vectors import catch_up_vectors
 
     lake = workdir / "lake"
     with open_order_log(lake) as log:
@@ -37,7 +38,7 @@ def _embed_throughput(workdir: Path, quick: bool) -> list[Result]:
     import lancedb  # noqa: F401 - a one-off import (seconds) is not per-event work
 
     start = time.perf_counter()
-    catch_up_vectors(lake, emb, names=[EVENT_NARRATIVES])
+    catch_up_vectors(lake, embedder=emb, names=[EVENT_NARRATIVES])
     ours = events / (time.perf_counter() - start)
     store = VectorStore(lake)
     texts = store.open_table(store.require(EVENT_NARRATIVES).table).to_arrow()["text"].to_pylist()
@@ -82,7 +83,7 @@ def _search_at(workdir: Path, n: int, queries_n: int) -> list[Result]:
     import lancedb
 
     from projections.search import EF, NPROBES, REFINE_FACTOR
-    from projections.vectors import ensure_indexes
+    from projections.vector_store import ensure_indexes
 
     rng = np.random.default_rng(n)
     centers = rng.standard_normal((max(100, n // 1_000), DIM)).astype(np.float32)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eventlog.envelope import RecordedEvent, records_from_batch
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 
 HERE = Path(__file__).resolve().parent
 EVAL_FILE = HERE / "search_eval.json"
@@ -292,7 +292,7 @@ def build(lake: Path) -> dict[str, Any]:
 
     if not (lake / "tail.sqlite").exists():
         generate(lake, **LAKE)
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         head = log.head()
         records = records_from_batch(log.read_all())
     labelled = label(records)

@@ -11,9 +11,9 @@ from pydantic import Field
 from eventlog.orders.events import REGISTRY
 from pipelines.instance import VECTOR_POOL, WAREHOUSE_POOL
 from pipelines.resources import EmbedderResource, LakeResource, WarehouseResource
-from projections import runner, training, vectors
+from projections import plan, runner, training, vector_store, vectors
+from projections.projection import Projection
 from projections.report import ProjectionReport
-from projections.tables import Projection
 
 LOG_GROUP = "event_log"
 EVENT_LOG = dg.AssetKey("event_log")
@@ -115,7 +115,7 @@ def lance_preview(dataset: Any, columns: list[str]) -> pa.Table:
     if not smallest:
         return dataset.to_table(columns=columns, limit=0)  # type: ignore[no-any-return]
     listed = ", ".join(
-        str(v) if isinstance(v, int) else vectors.sql_string(str(v)) for v in smallest
+        str(v) if isinstance(v, int) else vector_store.sql_string(str(v)) for v in smallest
     )
     rows = dataset.to_table(columns=columns, filter=f"{key} IN ({listed})")
     return sorted_preview(rows, [key])
@@ -162,7 +162,7 @@ def vector_asset(name: str, description: str) -> dg.AssetsDefinition:
         name=name,
         group_name=VECTORS_GROUP,
         description=description,
-        code_version=vectors.CODE_VERSION,
+        code_version=vector_store.CODE_VERSION,
         deps=[EVENT_LOG],
         pool=VECTOR_POOL,
         kinds={"lancedb"},
@@ -176,8 +176,8 @@ def vector_asset(name: str, description: str) -> dg.AssetsDefinition:
         with lake.open_log() as log:
             head = log.head()
             run = vectors.rebuild_vectors if config.rebuild else vectors.catch_up_vectors
-            [report] = run(lake.root(), embedder.get(lake.root()), [name], log=log)
-        store = vectors.VectorStore(lake.root(), create=False)
+            [report] = run(log, None, [name], embedder=embedder.get(lake.root()))
+        store = vector_store.VectorStore(lake.root(), create=False)
         table = store.open_table(store.require(name).table)
         columns = PREVIEW_COLUMNS[name]
         preview = lance_preview(table.to_lance(), columns)
@@ -231,18 +231,18 @@ def training_set(
 
 PREVIEW_SQL = "SELECT * FROM {view} ORDER BY ALL LIMIT $n"  # sorted by each column in turn
 PREVIEW_COLUMNS = {
-    vectors.EVENT_NARRATIVES: ["position", "order_id", "event_type"],  # no text: it is personal
-    vectors.ORDER_STORIES: ["order_id", "status", "last_position"],
+    vector_store.EVENT_NARRATIVES: ["position", "order_id", "event_type"],  # no text: personal
+    vector_store.ORDER_STORIES: ["order_id", "status", "last_position"],
 }
 TRAINING_PREVIEW = ["order_id", "cutoff", "label"]
 VECTOR_DESCRIPTIONS = {
-    vectors.EVENT_NARRATIVES: "LanceDB event_narratives: one English sentence per event "
+    vector_store.EVENT_NARRATIVES: "LanceDB event_narratives: one English sentence per event "
     "(customer, products, amounts resolved) with its sentence-transformers vector.",
-    vectors.ORDER_STORIES: "LanceDB order_stories: a short story per order, re-embedded "
+    vector_store.ORDER_STORIES: "LanceDB order_stories: a short story per order, re-embedded "
     "whenever the order changes.",
 }
 
-WAREHOUSE_ASSETS = [warehouse_asset(p) for p in runner.PROJECTIONS]
+WAREHOUSE_ASSETS = [warehouse_asset(p) for p in plan.PROJECTIONS]
 VECTOR_ASSETS = [vector_asset(n, d) for n, d in VECTOR_DESCRIPTIONS.items()]
 ALL_ASSETS: list[dg.AssetsDefinition | dg.SourceAsset] = [
     event_log,
@@ -250,4 +250,4 @@ ALL_ASSETS: list[dg.AssetsDefinition | dg.SourceAsset] = [
     *VECTOR_ASSETS,
     training_set,
 ]
-PROJECTION_NAMES = [p.name for p in runner.PROJECTIONS] + list(VECTOR_DESCRIPTIONS)
+PROJECTION_NAMES = [p.name for p in plan.PROJECTIONS] + list(VECTOR_DESCRIPTIONS)

@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 from eventlog.log import EventLog
 from pipelines.assets import EVENT_LOG
 from pipelines.resources import LakeResource, VectorStoreResource, WarehouseResource
-from projections import runner, vectors
+from projections import plan
+from projections.vector_store import EVENT_NARRATIVES, ORDER_STORIES
 from projections.warehouse import checkpoints
 
 MAX_PROBLEMS_SHOWN = 20
@@ -211,7 +212,7 @@ def intervals_do_not_overlap(warehouse: WarehouseResource) -> dg.AssetCheckResul
 def every_narrative_has_a_vector(vector_store: VectorStoreResource) -> dg.AssetCheckResult:
     """Fail when a narrative lacks its vector (null, wrong length or not finite)."""
     store = vector_store.store()
-    alias = store.require(vectors.EVENT_NARRATIVES)
+    alias = store.require(EVENT_NARRATIVES)
     table = store.open_table(alias.table).to_arrow().select(["position", "text", "vector"])
     missing = vector_problems(table, alias.dimension)
     return dg.AssetCheckResult(
@@ -263,8 +264,8 @@ ORDER_EVENTS_ROWS = "SELECT count(*) FROM analytics.order_events"
 ORDERS_ROWS = "SELECT count(*) FROM analytics.orders"
 ORDER_STATES_ORDERS = "SELECT count(DISTINCT order_id) FROM temporal.order_states"
 
-CAUGHT_UP_STORES = {p.name: "warehouse" for p in runner.PROJECTIONS} | {
-    n: "vectors" for n in (vectors.EVENT_NARRATIVES, vectors.ORDER_STORIES)
+CAUGHT_UP_STORES = {p.name: "warehouse" for p in plan.PROJECTIONS} | {
+    n: "vectors" for n in (EVENT_NARRATIVES, ORDER_STORIES)
 }
 
 ALL_CHECKS = [
@@ -273,8 +274,8 @@ ALL_CHECKS = [
     warehouse_rows_check("order_events", ORDER_EVENTS_ROWS, "events"),
     warehouse_rows_check("orders", ORDERS_ROWS, "orders"),
     warehouse_rows_check("order_states", ORDER_STATES_ORDERS, "orders"),
-    vector_rows_check(vectors.EVENT_NARRATIVES, "events"),
-    vector_rows_check(vectors.ORDER_STORIES, "orders"),
+    vector_rows_check(EVENT_NARRATIVES, "events"),
+    vector_rows_check(ORDER_STORIES, "orders"),
     intervals_do_not_overlap,
     every_narrative_has_a_vector,
 ]

@@ -52,7 +52,7 @@ def training_head(path: Path) -> int | None:
 
 def everything_behind(lake: Path, log: EventLog) -> list[Behind]:
     """Every derived store of the lake and how far it is behind the log head."""
-    from projections import runner, vectors
+    from projections import progress, vector_store, vectors
     from projections.training import LAKE_TRAINING_FILE
 
     head = log.head()
@@ -67,10 +67,14 @@ def everything_behind(lake: Path, log: EventLog) -> list[Behind]:
             x.stale,
             x.table_name,
         )
-        for x in runner.lag(log)
+        for x in progress.lag(log)
     ]
-    store = vectors.VectorStore(lake, create=False) if vectors.vectors_dir(lake).exists() else None
-    for name, behind in vectors.vector_lag(lake, log=log).items():
+    store = (
+        vector_store.VectorStore(lake, create=False)
+        if vector_store.vectors_dir(lake).exists()
+        else None
+    )
+    for name, behind in vectors.vector_lag(log).items():
         alias = store.alias(name) if store is not None else None
         table = f"vectors/{alias.table} ({alias.model})" if alias else None
         rows.append(Behind("vectors", name, head - behind, head, behind, None, False, table))

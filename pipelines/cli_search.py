@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
             emb = _embedder(model, lake)
             assert isinstance(emb, Embedder)
             run = rebuild_vectors if rebuild else catch_up_vectors
-            reports = run(lake, emb)
+            reports = run(lake, embedder=emb)
         if json_out:
             print_json([r.to_json() for r in reports])
             return

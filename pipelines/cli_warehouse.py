@@ -17,7 +17,7 @@ import typer
 
 from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import output_format, print_rows
 from pipelines.cli_state import print_state, validity_window, window_json
@@ -80,12 +80,12 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Catch up every projection of the warehouse with the log (or rebuild them)."""
-        from projections import runner
+        from projections import plan, runner
 
         with exit_codes():
             names = list(only) if only else None
-            runner.select(names)
-            with open_order_log(lake_of(ctx), read_only=True) as log:
+            plan.select(names)
+            with reading(lake_of(ctx)) as log:
                 run = runner.rebuild if rebuild else runner.catch_up
                 reports = run(log, None, names, batch_size=batch_size)
         if json_out:
@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.cli_lag import everything_behind, print_behind
 
         lake = lake_of(ctx)
-        with exit_codes(), open_order_log(lake, read_only=True) as log:
+        with exit_codes(), reading(lake) as log:
             rows = everything_behind(lake, log)
         if json_out:
             print_json([x.to_json() for x in rows])

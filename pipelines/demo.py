@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from eventlog.errors import InvalidInputError
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 from pipelines.demo_progress import check_rows, checks_table, run_with_progress
 
 MARKER = ".ledgerlake-demo.json"
@@ -122,7 +122,7 @@ def tour(lake: Path, embedder: str, console: Console) -> None:
     """Row counts, one time-travel answer, one semantic search answer, and where to go next."""
     from pipelines.resources import make_embedder
     from projections import search, temporal
-    from projections.runner import PROJECTIONS
+    from projections.plan import PROJECTIONS
     from projections.warehouse import connect
 
     with connect(lake, read_only=True) as con:
@@ -173,7 +173,7 @@ def run_demo(
     console.print(f"[bold]LedgerLake demo[/bold] in {lake} ({orders} orders over {days} days)")
     if prepare_lake(lake, params):
         generate_history(lake, params, console)
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         events = log.head()
     seconds["generate"] = time.perf_counter() - began
     console.print(f"event log: {events} events ({seconds['generate']:.1f}s)")

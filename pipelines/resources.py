@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from projections.embeddings import Embedder
-    from projections.vectors import VectorStore
+    from projections.vector_store import VectorStore
 
 EMBEDDER_KINDS = ("sentence-transformers", "hashing")
 
@@ -87,13 +87,13 @@ class VectorStoreResource(dg.ConfigurableResource):  # type: ignore[misc,type-ar
 
     def location(self) -> Path:
         """Where the LanceDB database lives."""
-        from projections.vectors import vectors_dir
+        from projections.vector_store import vectors_dir
 
         return vectors_dir(self.lake.root())
 
     def store(self, *, create: bool = True) -> VectorStore:
         """The vector store with its aliases and checkpoints."""
-        from projections.vectors import VectorStore
+        from projections.vector_store import VectorStore
 
         return VectorStore(self.lake.root(), create=create)
 

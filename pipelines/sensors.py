@@ -4,7 +4,7 @@ import dagster as dg
 
 from pipelines.assets import EVENT_LOG, PROJECTION_NAMES, VECTOR_ASSETS, WAREHOUSE_ASSETS
 from pipelines.resources import LakeResource
-from projections import runner, vectors
+from projections import progress, vectors
 
 PROJECTIONS = dg.AssetSelection.assets(EVENT_LOG, *PROJECTION_NAMES, "training_set")
 REBUILT = [a.key.to_user_string() for a in (*WAREHOUSE_ASSETS, *VECTOR_ASSETS)]
@@ -62,8 +62,8 @@ def projection_positions(lake: LakeResource) -> tuple[int, dict[str, int]]:
     """The log head and how far behind it each projection is (events)."""
     with lake.open_log() as log:
         head = log.head()
-        behind = {lag.name: lag.lag_events for lag in runner.lag(log)}
-        behind |= vectors.vector_lag(lake.root(), log=log)
+        behind = {lag.name: lag.lag_events for lag in progress.lag(log)}
+        behind |= vectors.vector_lag(log)
     return head, behind
 
 

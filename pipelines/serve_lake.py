@@ -27,7 +27,7 @@ from eventlog.orders.commands import command_from_json
 from eventlog.orders.decider import ORDER_DECIDER, order_state_fields
 from eventlog.orders.log import open_order_log
 from projections.search import SearchHit, search
-from projections.vectors import EVENT_NARRATIVES, VectorStore, VectorStoreMissingError
+from projections.vector_store import EVENT_NARRATIVES, VectorStore, VectorStoreMissingError
 
 
 class UnknownOrderError(InvalidInputError):

@@ -7,9 +7,11 @@ The warehouse API (see docs/projections.md)::
 
 from __future__ import annotations
 
+from projections.plan import PROJECTIONS
+from projections.progress import Lag, lag
+from projections.projection import Projection
 from projections.report import ProjectionReport
-from projections.runner import PROJECTIONS, Lag, StaleProjectionError, catch_up, lag, rebuild
-from projections.tables import Projection
+from projections.runner import StaleProjectionError, catch_up, rebuild
 from projections.temporal import orders_as_of, state_as_of
 from projections.warehouse import (
     Checkpoint,

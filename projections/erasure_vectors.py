@@ -21,16 +21,18 @@ from eventlog.envelope import records_from_batch
 from eventlog.log import EventLog
 from projections.embeddings import Embedder, embedder_for
 from projections.narratives import OrderFacts, narrate
-from projections.vectors import (
+from projections.vector_fill import (
     _IN_BATCH,
-    EVENT_NARRATIVES,
-    ORDER_STORIES,
-    VectorStore,
     _add,
     _in_list,
     _is_order,
     _story_rows,
     _vector_array,
+)
+from projections.vector_store import (
+    EVENT_NARRATIVES,
+    ORDER_STORIES,
+    VectorStore,
     event_schema,
     story_schema,
     vectors_dir,

@@ -20,11 +20,11 @@ from eventlog.envelope import records_from_batch
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.events import ORDER_EVENT_TYPES
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 from projections.embeddings import Embedder, embedder_for
 from projections.narratives import OrderFacts, add_record, order_story
 from projections.onnx_embedder import reader_cache_dir
-from projections.vectors import (
+from projections.vector_store import (
     EVENT_NARRATIVES,
     ORDER_STORIES,
     Alias,
@@ -227,7 +227,7 @@ def _orders_known_at(
         best.setdefault(row["order_id"], row)
     chosen = list(best.values())[:k]
     hits = []
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         for row in chosen:
             facts = _story_known_at(log, row["order_id"], known_at)
             hits.append(

@@ -24,13 +24,8 @@ from eventlog.envelope import parse_time, utc, validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.decider import PUBLIC_FIELDS
-from projections.tables import (
-    DELETE_TOUCHED_ORDERS,
-    ORDER_STATE_COLUMNS,
-    Projection,
-    fold_query,
-    insert_into,
-)
+from projections.projection import DELETE_TOUCHED_ORDERS, Projection, fold_query, insert_into
+from projections.tables import ORDER_STATE_COLUMNS
 from projections.warehouse import connect
 
 # The public fields of DESIGN.md's order state, in eventlog.orders.decider.PUBLIC_FIELDS order.

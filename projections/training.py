@@ -34,7 +34,7 @@ from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
 from eventlog.orders.decider import order_state_fields
 from eventlog.orders.events import STREAM_TYPE
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 from projections.embeddings import Embedder, SentenceTransformerEmbedder
 from projections.narratives import OrderFacts, add_record, order_story
 
@@ -180,14 +180,9 @@ def export_training(
 ) -> TrainingSummary:
     """Write one Parquet row per (order, cutoff): features known at the cutoff, label after it."""
     _check(horizon, cutoffs)
-    own = log is None
-    the_log = open_order_log(lake, read_only=True) if log is None else log
-    try:
+    with reading(lake if log is None else log) as the_log:
         head = the_log.head()  # before reading: the file holds at least the events up to it
         histories = _order_histories(the_log)
-    finally:
-        if own:
-            the_log.close()
     if not histories:
         raise InvalidInputError(f"the log at {lake} has no order events to learn from")
     if cutoffs is None:

@@ -39,9 +39,9 @@ def test_the_committed_set_is_what_the_seeded_generator_makes(tmp_path: Path) ->
     assert fresh == load()
     # The relevant orders are exactly the streams of the relevant events.
     from eventlog.envelope import records_from_batch
-    from eventlog.orders.log import open_order_log
+    from eventlog.orders.log import reading
 
-    with open_order_log(tmp_path / "lake", read_only=True) as log:
+    with reading(tmp_path / "lake") as log:
         stream_of = {r.position: r.stream_id for r in records_from_batch(log.read_all())}
     for q in fresh["queries"]:
         assert sorted({stream_of[p] for p in q["relevant_events"]}) == q["relevant_orders"]
@@ -87,7 +87,7 @@ def test_evaluate_scores_a_query_made_of_the_refund_reason(tmp_path: Path) -> No
     lake = tmp_path / "lake"
     data = build(lake)
     embedder = HashingEmbedder(64)
-    catch_up_vectors(lake, embedder)
+    catch_up_vectors(lake, embedder=embedder)
     damaged = next(q for q in data["queries"] if q["situation"] == "damaged")
     query = {**damaged, "query": "item arrived damaged"}
     scores = {(s.level, s.mode): s for s in evaluate(lake, [query], 10, embedder)}

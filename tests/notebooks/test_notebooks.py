@@ -64,7 +64,7 @@ def notebook_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     lake = tmp_path_factory.mktemp("notebooks") / "lake"
     generate(lake, orders=150, days=30, seed=7)
     catch_up(lake)
-    catch_up_vectors(lake, SentenceTransformerEmbedder())
+    catch_up_vectors(lake, embedder=SentenceTransformerEmbedder())
     yield lake
 
 

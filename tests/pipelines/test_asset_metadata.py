@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from pipelines.assets import ALL_ASSETS, COLUMN_SCHEMA, PROJECTION_NAMES
 from pipelines.definitions import resources_for
-from projections import runner, vectors
+from projections import plan, vector_store
 from projections.warehouse import connect
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -47,7 +47,7 @@ def test_asset_pages_show_column_schemas_and_sorted_previews(
 
     con = connect(small_lake, read_only=True)
     try:
-        for p in runner.PROJECTIONS:
+        for p in plan.PROJECTIONS:
             described = con.execute(f"DESCRIBE {p.view}").fetchall()
             schema = schemas[p.name]
             assert schema is not None
@@ -63,8 +63,11 @@ def test_asset_pages_show_column_schemas_and_sorted_previews(
     types = {c.name: c.type for c in orders.columns}
     assert types["total_cents"] == "int64" and types["created_at"].startswith("timestamp")
 
-    store = vectors.VectorStore(small_lake, create=False)
-    for name, key in ((vectors.EVENT_NARRATIVES, "position"), (vectors.ORDER_STORIES, "order_id")):
+    store = vector_store.VectorStore(small_lake, create=False)
+    for name, key in (
+        (vector_store.EVENT_NARRATIVES, "position"),
+        (vector_store.ORDER_STORIES, "order_id"),
+    ):
         table = store.open_table(store.require(name).table)
         schema = schemas[name]
         assert schema is not None

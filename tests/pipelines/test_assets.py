@@ -12,7 +12,7 @@ from eventlog.orders.log import open_order_log
 from pipelines.assets import ALL_ASSETS, PROJECTION_NAMES
 from pipelines.checks import log_counts
 from pipelines.definitions import resources_for
-from projections import runner, vectors
+from projections import plan, vector_store
 from projections.warehouse import checkpoints, connect
 
 TABLES = "SELECT table_name FROM duckdb_tables() WHERE schema_name = $schema"
@@ -54,7 +54,7 @@ def test_every_asset_materializes_with_outputs_and_metadata(
     con = connect(small_lake, read_only=True)
     try:
         stored = checkpoints(con)
-        for p in runner.PROJECTIONS:
+        for p in plan.PROJECTIONS:
             rows = con.execute(f"SELECT count(*) FROM {p.view}").fetchone()[0]
             m = meta[p.name]
             assert m["rows"] == m["dagster/row_count"] == rows > 0, p.name
@@ -69,10 +69,10 @@ def test_every_asset_materializes_with_outputs_and_metadata(
         con.close()
     assert meta["order_events"]["rows"] == counts.events
     assert meta["orders"]["rows"] == counts.orders
-    store = vectors.VectorStore(small_lake, create=False)
+    store = vector_store.VectorStore(small_lake, create=False)
     for name, expected in (
-        (vectors.EVENT_NARRATIVES, counts.events),
-        (vectors.ORDER_STORIES, counts.orders),
+        (vector_store.EVENT_NARRATIVES, counts.events),
+        (vector_store.ORDER_STORIES, counts.orders),
     ):
         table = store.open_table(store.require(name).table)
         assert meta[name]["rows"] == table.count_rows() == expected
@@ -96,7 +96,7 @@ def test_second_materialization_applies_only_the_new_events(
     after = head_of(small_lake)
     assert after > before
     meta = materialize(small_lake, instance)
-    for name in ("order_events", vectors.EVENT_NARRATIVES):
+    for name in ("order_events", vector_store.EVENT_NARRATIVES):
         assert meta[name]["from_position"] == before
         assert meta[name]["to_position"] == meta[name]["head_read"] == after
         assert meta[name]["positions_applied"] == after - before

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines import checks
 from pipelines.definitions import resources_for
-from projections import vectors
+from projections import vector_store
 from projections.warehouse import checkpoints, connect
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -108,13 +108,13 @@ def test_caught_up_fails_when_a_checkpoint_lags_the_head_it_read(caught_up: Any,
 
 def test_caught_up_fails_for_a_lagging_vector_projection(caught_up: Any) -> None:
     lake, instance, _ = caught_up
-    store = vectors.VectorStore(lake)
-    table = store.require(vectors.EVENT_NARRATIVES).table
+    store = vector_store.VectorStore(lake)
+    table = store.require(vector_store.EVENT_NARRATIVES).table
     path = store.dir / f"checkpoint.{table}.json"
     data = json.loads(path.read_text())
     data["position"] -= 3
     path.write_text(json.dumps(data))
-    result = evaluate(lake, instance, "caught_up", vectors.EVENT_NARRATIVES)
+    result = evaluate(lake, instance, "caught_up", vector_store.EVENT_NARRATIVES)
     assert not result.passed and result.metadata["behind"].value == 3
 
 
@@ -136,11 +136,11 @@ def test_rows_match_log_fails_when_rows_go_missing(caught_up: Any, name: str, ke
 
 def test_rows_match_log_fails_for_missing_stories(caught_up: Any) -> None:
     lake, instance, _ = caught_up
-    store = vectors.VectorStore(lake)
-    tbl = store.open_table(store.require(vectors.ORDER_STORIES).table)
+    store = vector_store.VectorStore(lake)
+    tbl = store.open_table(store.require(vector_store.ORDER_STORIES).table)
     first = tbl.head(1).column("order_id")[0].as_py()
     tbl.delete(f"order_id = '{first}'")
-    result = evaluate(lake, instance, "rows_match_log", vectors.ORDER_STORIES)
+    result = evaluate(lake, instance, "rows_match_log", vector_store.ORDER_STORIES)
     assert not result.passed and result.metadata["rows"].value == 59
 
 
@@ -162,8 +162,8 @@ def test_intervals_check_fails_on_overlapping_states(caught_up: Any) -> None:
 def test_narrative_vector_check_fails_on_a_broken_vector(caught_up: Any) -> None:
     lake, instance, _ = caught_up
     assert evaluate(lake, instance, "every_narrative_has_a_vector", "event_narratives").passed
-    store = vectors.VectorStore(lake)
-    alias = store.require(vectors.EVENT_NARRATIVES)
+    store = vector_store.VectorStore(lake)
+    alias = store.require(vector_store.EVENT_NARRATIVES)
     tbl = store.open_table(alias.table)
     row = tbl.to_arrow().filter(pc.equal(pc.field("position"), 5))
     missing = pa.nulls(1, row.schema.field("vector").type)

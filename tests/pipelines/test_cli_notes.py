@@ -49,10 +49,10 @@ def test_search_since_a_date_is_that_days_start_in_utc(built: Path) -> None:
 
 
 def test_lag_lists_vectors_and_training_beside_the_warehouse(built: Path) -> None:
-    from eventlog.orders.log import open_order_log
+    from eventlog.orders.log import reading
     from projections.training import LAKE_TRAINING_FILE
 
-    with open_order_log(built, read_only=True) as log:
+    with reading(built) as log:
         n = log.head()
     assert run(built, "project")[0] == 0
     out = built / LAKE_TRAINING_FILE

@@ -13,11 +13,11 @@ import pytest
 from pipelines.assets import ALL_ASSETS, WAREHOUSE_GROUP
 from pipelines.instance import WAREHOUSE_POOL, dagster_home, lake_instance
 from pipelines.resources import EmbedderResource
-from projections import runner, vectors
+from projections import plan, vector_store
 
-PROJECTION_NAMES = {p.name for p in runner.PROJECTIONS} | {
-    vectors.EVENT_NARRATIVES,
-    vectors.ORDER_STORIES,
+PROJECTION_NAMES = {p.name for p in plan.PROJECTIONS} | {
+    vector_store.EVENT_NARRATIVES,
+    vector_store.ORDER_STORIES,
 }
 
 
@@ -40,7 +40,7 @@ def test_one_asset_per_projection_with_its_name_code_version_group_and_descripti
 ) -> None:
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert PROJECTION_NAMES | {"training_set", "event_log"} == set(specs)
-    for projection in runner.PROJECTIONS:
+    for projection in plan.PROJECTIONS:
         spec = specs[projection.name]
         assert spec.code_version == projection.code_version
         assert spec.group_name == WAREHOUSE_GROUP
@@ -55,7 +55,7 @@ def test_one_asset_per_projection_with_its_name_code_version_group_and_descripti
 
 def test_duckdb_writers_share_one_pool(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
-    for projection in runner.PROJECTIONS:
+    for projection in plan.PROJECTIONS:
         node = graph.get(dg.AssetKey(projection.name))
         assert node.pools == {WAREHOUSE_POOL}, projection.name
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from eventlog.errors import IntegrityError, InvalidInputError, RuleError
-from eventlog.orders.log import open_order_log
+from eventlog.orders.log import reading
 from pipelines.cli import app as cli_app
 from pipelines.serve_app import ServeSettings, check_bind, create_app, status_for
 from projections.search import search
@@ -57,7 +57,7 @@ def head(client: TestClient) -> int:
 
 
 def some_order(lake: Path, min_events: int = 5) -> str:
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         table = log.read_all(columns=["stream_id", "version"])
     counts: dict[str, int] = {}
     for sid in table.column("stream_id").to_pylist():

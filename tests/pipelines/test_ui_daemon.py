@@ -69,10 +69,10 @@ def warehouse_orders(lake: Path) -> int:
 def test_the_daemon_catches_up_after_an_append_and_sigterm_stops_everything(
     background_ui: DagsterUI,
 ) -> None:
-    from eventlog.orders.log import open_order_log
+    from eventlog.orders.log import reading
 
     ui, lake = background_ui, background_ui.lake
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         head = log.head()
     first = sensor_run_for(ui, head)
     assert wait_for_run(ui, first["runId"]) == "SUCCESS", ui.log_text()[-4000:]
@@ -95,7 +95,7 @@ def test_the_daemon_catches_up_after_an_append_and_sigterm_stops_everything(
         ),
     )
     assert created.returncode == 0, created.stderr
-    with open_order_log(lake, read_only=True) as log:
+    with reading(lake) as log:
         new_head = log.head()
     assert new_head == head + 1
     second = sensor_run_for(ui, new_head)

@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from projections.runner import PROJECTIONS, catch_up
+from projections.plan import PROJECTIONS
+from projections.runner import catch_up
 from projections.warehouse import checkpoints, connect
 from tests.projections.test_bluegreen import _history
 from tests.support.histories import append_commit, open_log

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog.orders.log import forget_customer, open_order_log
-from projections import runner, vectors
+from projections import runner, vector_store, vectors
 from projections.embeddings import HashingEmbedder
 from projections.erasure import apply_erasures
 from projections.warehouse import connect
@@ -22,7 +22,7 @@ EMBEDDER = HashingEmbedder(32)
 def build(lake: Path) -> None:
     with open_order_log(lake, read_only=True) as log:
         runner.catch_up(log, None, None)
-    vectors.catch_up_vectors(lake, EMBEDDER)
+    vectors.catch_up_vectors(lake, embedder=EMBEDDER)
 
 
 def snapshot(lake: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -35,8 +35,11 @@ def snapshot(lake: Path) -> dict[str, list[tuple[object, ...]]]:
         }
     finally:
         con.close()
-    store = vectors.VectorStore(lake, create=False)
-    for name, key in ((vectors.EVENT_NARRATIVES, "position"), (vectors.ORDER_STORIES, "order_id")):
+    store = vector_store.VectorStore(lake, create=False)
+    for name, key in (
+        (vector_store.EVENT_NARRATIVES, "position"),
+        (vector_store.ORDER_STORIES, "order_id"),
+    ):
         table = store.open_table(store.require(name).table).to_arrow()
         rows = zip(table.column(key).to_pylist(), table.column("text").to_pylist(), strict=True)
         out[name] = sorted(rows, key=repr)

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog.orders.decider import PUBLIC_FIELDS
-from projections.runner import PROJECTIONS, catch_up, rebuild
+from projections.plan import PROJECTIONS
+from projections.runner import catch_up, rebuild
 from projections.temporal import orders_as_of, state_as_of
 from projections.warehouse import connect
 from tests.support.histories import (

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from eventlog.errors import InvalidInputError
-from projections import runner
-from projections.runner import StaleProjectionError, catch_up, lag, rebuild, select
+from projections import derive, plan
+from projections.plan import select
+from projections.progress import lag
+from projections.runner import StaleProjectionError, catch_up, rebuild
+from projections.tables import ORDERS
 from projections.warehouse import checkpoints, connect
 from tests.projections.test_tables import O1, O2, O3
 from tests.support.histories import open_log
@@ -17,7 +20,7 @@ from tests.support.histories import open_log
 
 def test_select_adds_dependencies_in_order() -> None:
     assert [p.name for p in select(["customers"])] == ["order_events", "orders", "customers"]
-    assert [p.name for p in select(None)] == [p.name for p in runner.PROJECTIONS]
+    assert [p.name for p in select(None)] == [p.name for p in plan.PROJECTIONS]
     with pytest.raises(InvalidInputError, match="unknown projection 'x'; expected one of"):
         select(["x"])
 
@@ -65,13 +68,13 @@ def test_changed_code_version_marks_stale_and_catch_up_rebuilds(
     log = open_log(lake)
     log.append("o1", O1)
     catch_up(log)
-    bumped = dataclasses.replace(runner.ORDERS, code_version="2")
+    bumped = dataclasses.replace(ORDERS, code_version="2")
     monkeypatch.setattr(
-        runner,
+        plan,
         "PROJECTIONS",
-        tuple(bumped if p.name == "orders" else p for p in runner.PROJECTIONS),
+        tuple(bumped if p.name == "orders" else p for p in plan.PROJECTIONS),
     )
-    monkeypatch.setitem(runner.BY_NAME, "orders", bumped)
+    monkeypatch.setitem(plan.BY_NAME, "orders", bumped)
     status = {x.name: x for x in lag(log)}
     assert status["orders"].stale and status["orders"].stored_code_version == "1"
     assert not status["order_events"].stale
@@ -102,7 +105,7 @@ def test_lag_before_any_run(lake: Path) -> None:
     log = open_log(lake)
     log.append("o1", O1)
     status = lag(log)
-    assert [x.name for x in status] == [p.name for p in runner.PROJECTIONS]
+    assert [x.name for x in status] == [p.name for p in plan.PROJECTIONS]
     assert all(x.position == 0 and x.lag_events == 12 and x.table_name is None for x in status)
     log.close()
 
@@ -120,7 +123,7 @@ def test_the_last_source_batch_commits_with_the_derived_tables_or_not_at_all(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("derived projection failed")
 
-    monkeypatch.setattr(runner, "_apply_derived", broken)
+    monkeypatch.setattr(derive, "apply_derived", broken)
     with pytest.raises(RuntimeError, match="derived projection failed"):
         catch_up(log, batch_size=3, on_commit=lambda n, p: commits.append((n, p)))
     con = connect(log)

@@ -16,7 +16,8 @@ from eventlog.orders.generate import generate
 from eventlog.orders.log import open_order_log
 from projections.embeddings import HashingEmbedder, SentenceTransformerEmbedder
 from projections.search import search
-from projections.vectors import VectorStoreMissingError, catch_up_vectors
+from projections.vector_store import VectorStore, VectorStoreMissingError
+from projections.vectors import catch_up_vectors
 
 T0 = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
 
@@ -70,7 +71,7 @@ def test_filters_narrow_results(lake: Path, timed: tuple[EventLog, Clock]) -> No
     clock.now = T0 + timedelta(days=3)
     plant(log, "o-b", "c-b", "blue lamp broken again", T0 + timedelta(days=3))
     emb = HashingEmbedder(32)
-    catch_up_vectors(lake, emb, log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=emb)
 
     hits = search(lake, "blue lamp broken", k=10, embedder=emb)
     assert len(hits) == 6
@@ -116,7 +117,7 @@ def test_orders_known_at_never_show_what_was_recorded_later(
         ),
     )
     emb = HashingEmbedder(32)
-    catch_up_vectors(lake, emb, log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=emb)
     now = search(lake, "secret refund promise", level="orders", embedder=emb)
     assert "secret refund promise" in now[0].text
     then = search(
@@ -132,7 +133,7 @@ def test_filter_values_cannot_inject_sql(lake: Path, timed: tuple[EventLog, Cloc
     plant(log, "o-a", "c-a", "note", T0)
     plant(log, "o-q", "o'brien", "note", T0)
     emb = HashingEmbedder(32)
-    catch_up_vectors(lake, emb, log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=emb)
     assert search(lake, "note", customer="x' OR '1'='1", embedder=emb) == []
     assert {h.order_id for h in search(lake, "note", customer="o'brien", embedder=emb)} == {"o-q"}
     with pytest.raises(InvalidInputError, match="control characters"):
@@ -173,7 +174,7 @@ def test_query_embedder_must_match_the_stored_model(
 ) -> None:
     log, _ = timed
     plant(log, "o-a", "c-a", "note", T0)
-    catch_up_vectors(lake, HashingEmbedder(32), log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=HashingEmbedder(32))
     with pytest.raises(InvalidInputError, match="hashing-32"):
         search(lake, "note", embedder=HashingEmbedder(16))
     assert search(lake, "note")  # the recorded model picks the query embedder
@@ -206,7 +207,7 @@ def test_paraphrased_queries_find_planted_orders_with_the_real_model(
     for order_id, (customer, note, _) in PLANTED.items():
         plant(log, order_id, customer, note, datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
     emb = SentenceTransformerEmbedder()
-    catch_up_vectors(lake, emb, log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=emb)
     assert log.head() == 510 + 3 * len(PLANTED)  # seed 5's 510 events, 3 per planted order
     for order_id, (customer, _, query) in PLANTED.items():
         events = search(lake, query, k=3, embedder=emb)

@@ -18,16 +18,14 @@ from eventlog.orders.decider import ORDER_DECIDER
 from eventlog.orders.generate import generate
 from projections.embeddings import HashingEmbedder
 from projections.narratives import OrderFacts, add_fact, narrate, order_story
-from projections.vectors import (
+from projections.vector_store import (
     EVENT_NARRATIVES,
     ORDER_STORIES,
     VectorStore,
     VectorStoreMissingError,
-    catch_up_vectors,
-    rebuild_vectors,
-    vector_lag,
     vectors_dir,
 )
+from projections.vectors import catch_up_vectors, rebuild_vectors, vector_lag
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -106,7 +104,7 @@ def reference(log: EventLog) -> tuple[dict[int, str], dict[str, str]]:
 
 def test_catch_up_writes_one_row_per_event_and_per_order(lake: Path, small: EventLog) -> None:
     emb = HashingEmbedder(32)
-    reports = catch_up_vectors(lake, emb, log=small)
+    reports = catch_up_vectors(small, VectorStore(lake), embedder=emb)
     head = small.head()
     assert [r.name for r in reports] == [EVENT_NARRATIVES, ORDER_STORIES]
     assert all(r.to_position == head and r.lag_events == 0 for r in reports)
@@ -128,7 +126,7 @@ def test_catch_up_writes_one_row_per_event_and_per_order(lake: Path, small: Even
 def test_incremental_catch_up_encodes_only_new_events_and_touched_stories(
     lake: Path, small: EventLog
 ) -> None:
-    catch_up_vectors(lake, HashingEmbedder(32), log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32))
     before = small.head()
     touched = sorted({r["order_id"] for r in rows(lake, ORDER_STORIES, "order_id")})[:2]
     add_note(small, touched[0], "please deliver after six")
@@ -138,7 +136,7 @@ def test_incremental_catch_up_encodes_only_new_events_and_touched_stories(
     assert new_events == 5
 
     emb = HashingEmbedder(32)
-    events_report, stories_report = catch_up_vectors(lake, emb, log=small)
+    events_report, stories_report = catch_up_vectors(small, VectorStore(lake), embedder=emb)
     assert events_report.events_applied == new_events
     assert events_report.extra["encoded"] == new_events
     assert stories_report.extra["encoded"] == 3  # two touched orders and the new one
@@ -149,29 +147,29 @@ def test_incremental_catch_up_encodes_only_new_events_and_touched_stories(
     assert {r["order_id"]: r["text"] for r in rows(lake, ORDER_STORIES, "order_id")} == stories
 
     again = HashingEmbedder(32)
-    catch_up_vectors(lake, again, log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=again)
     assert again.texts == 0
 
 
 def test_replay_after_a_lost_checkpoint_leaves_the_same_rows(lake: Path, small: EventLog) -> None:
-    catch_up_vectors(lake, HashingEmbedder(32), log=small, chunk_events=40)
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32), chunk_events=40)
     first_events = rows(lake, EVENT_NARRATIVES, "position")
     first_stories = rows(lake, ORDER_STORIES, "order_id")
     # a crash between the data write and the checkpoint: the checkpoints are gone
     for path in vectors_dir(lake).glob("checkpoint.*.json"):
         path.unlink()
     emb = HashingEmbedder(32)
-    catch_up_vectors(lake, emb, log=small, chunk_events=40)
-    catch_up_vectors(lake, emb, log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=emb, chunk_events=40)
+    catch_up_vectors(small, VectorStore(lake), embedder=emb)
     assert rows(lake, EVENT_NARRATIVES, "position") == first_events
     assert rows(lake, ORDER_STORIES, "order_id") == first_stories
     assert emb.texts == 0  # texts unchanged: nothing re-encoded
 
 
 def test_catch_up_in_small_batches_equals_a_rebuild(lake: Path, small: EventLog) -> None:
-    catch_up_vectors(lake, HashingEmbedder(32), log=small, chunk_events=7)
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32), chunk_events=7)
     batched = (rows(lake, EVENT_NARRATIVES, "position"), rows(lake, ORDER_STORIES, "order_id"))
-    reports = rebuild_vectors(lake, HashingEmbedder(32), log=small)
+    reports = rebuild_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32))
     assert all(r.rebuilt for r in reports)
     rebuilt = (rows(lake, EVENT_NARRATIVES, "position"), rows(lake, ORDER_STORIES, "order_id"))
     assert batched == rebuilt
@@ -183,23 +181,25 @@ def test_catch_up_in_small_batches_equals_a_rebuild(lake: Path, small: EventLog)
 def test_switching_models_builds_a_new_table_beside_the_old_then_switches(
     lake: Path, small: EventLog
 ) -> None:
-    catch_up_vectors(lake, HashingEmbedder(32), log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32))
     store = VectorStore(lake)
     old = store.require(EVENT_NARRATIVES)
-    catch_up_vectors(lake, HashingEmbedder(48), log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(48))
     new = store.require(EVENT_NARRATIVES)
     assert (new.model, new.dimension) == ("hashing-48", 48)
     assert new.table != old.table
     assert old.table in store.table_names()  # kept beside, to switch back without re-encoding
     assert len(rows(lake, EVENT_NARRATIVES, "position")[0]["vector"]) == 48
     back = HashingEmbedder(32)
-    catch_up_vectors(lake, back, log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=back)
     assert store.require(EVENT_NARRATIVES).table == old.table
     assert back.texts == 0
 
 
 def test_vector_index_and_full_text_index_are_built(lake: Path, small: EventLog) -> None:
-    reports = catch_up_vectors(lake, HashingEmbedder(32), log=small, index_threshold=50)
+    reports = catch_up_vectors(
+        small, VectorStore(lake), embedder=HashingEmbedder(32), index_threshold=50
+    )
     assert set(reports[0].extra["indexes"]) == {"fts", "vector"}
     store = VectorStore(lake)
     tbl = store.open_table(store.require(EVENT_NARRATIVES).table)
@@ -208,24 +208,27 @@ def test_vector_index_and_full_text_index_are_built(lake: Path, small: EventLog)
 
 
 def test_lag_and_missing_store(lake: Path, small: EventLog) -> None:
-    assert vector_lag(lake, log=small) == {
+    assert vector_lag(small, VectorStore(lake)) == {
         EVENT_NARRATIVES: small.head(),
         ORDER_STORIES: small.head(),
     }
     with pytest.raises(VectorStoreMissingError, match="ledgerlake embed"):
         VectorStore(lake, create=False)
-    catch_up_vectors(lake, HashingEmbedder(32), log=small, names=[ORDER_STORIES])
+    catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32), names=[ORDER_STORIES])
     new_order(small, "o-late")
-    assert vector_lag(lake, log=small) == {EVENT_NARRATIVES: small.head(), ORDER_STORIES: 2}
+    assert vector_lag(small, VectorStore(lake)) == {
+        EVENT_NARRATIVES: small.head(),
+        ORDER_STORIES: 2,
+    }
     with pytest.raises(InvalidInputError, match="unknown vector projection"):
-        catch_up_vectors(lake, HashingEmbedder(32), log=small, names=["nope"])
+        catch_up_vectors(small, VectorStore(lake), embedder=HashingEmbedder(32), names=["nope"])
 
 
 def test_event_rows_keep_times_and_ids(lake: Path, log: EventLog) -> None:
     new_order(log, "o-1", customer="c-9", note="ring twice")
     later = AT + timedelta(days=2)
     add_note(log, "o-1", "second note", at=later)
-    catch_up_vectors(lake, HashingEmbedder(16), log=log)
+    catch_up_vectors(log, VectorStore(lake), embedder=HashingEmbedder(16))
     got = rows(lake, EVENT_NARRATIVES, "position")
     table = log.read_all()
     assert [r["event_id"] for r in got] == table.column("event_id").to_pylist()
@@ -252,14 +255,14 @@ def test_a_vector_table_missing_behind_its_checkpoint_is_detected_and_rebuilt(
     from projections.search import search
 
     emb = HashingEmbedder(32)
-    catch_up_vectors(lake, emb, log=small)
+    catch_up_vectors(small, VectorStore(lake), embedder=emb)
     want = rows(lake, EVENT_NARRATIVES, "position")
     table = VectorStore(lake, create=False).require(EVENT_NARRATIVES).table
     shutil.rmtree(vectors_dir(lake) / f"{table}.lance")
     # search says so (exit 1) instead of answering with nothing
     with pytest.raises(IntegrityError, match=f"vector table {table} is missing"):
         search(lake, "a parcel", embedder=emb, level="events")
-    reports = {r.name: r for r in catch_up_vectors(lake, emb, log=small)}
+    reports = {r.name: r for r in catch_up_vectors(small, VectorStore(lake), embedder=emb)}
     events = reports[EVENT_NARRATIVES]
     assert events.rebuilt and events.events_applied == small.head()
     assert events.extra["recovered"] == "table missing behind its checkpoint: rebuilt"

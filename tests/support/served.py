@@ -11,18 +11,18 @@ SERVED = {"orders": 24, "days": 35, "seed": 7}
 def build_served_lake(path: Path, *, vectors: bool = True, warehouse: bool = False) -> Path:
     """Generate a lake; embed it with the 32-d hashing embedder; project the warehouse."""
     from eventlog.generate import generate
-    from eventlog.orders.log import open_order_log
+    from eventlog.orders.log import open_order_log, reading
     from projections.embeddings import HashingEmbedder
     from projections.vectors import catch_up_vectors
 
     with open_order_log(path) as log:
         generate(log, **SERVED)
     if vectors:
-        catch_up_vectors(path, HashingEmbedder(32))
+        catch_up_vectors(path, embedder=HashingEmbedder(32))
     if warehouse:
         from projections import runner
 
-        with open_order_log(path, read_only=True) as log:
+        with reading(path) as log:
             runner.catch_up(log, None, None)
     return path
 

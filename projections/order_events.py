@@ -1,0 +1,101 @@
+"""``analytics.order_events``: one typed row per order event, straight from the log.
+
+Every other analytics table is derived from it: payload fields and audit metadata as
+columns, the order id as ``order_id``.
+"""
+
+from __future__ import annotations
+
+from projections.projection import Projection
+
+PAYLOAD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("customer_id", "VARCHAR"),
+    ("customer_name", "VARCHAR"),
+    ("customer_email", "VARCHAR"),
+    ("currency", "VARCHAR"),
+    ("channel", "VARCHAR"),
+    ("sku", "VARCHAR"),
+    ("product_name", "VARCHAR"),
+    ("quantity", "BIGINT"),
+    ("unit_price_cents", "BIGINT"),
+    ("code", "VARCHAR"),
+    ("amount_cents", "BIGINT"),
+    ("recipient", "VARCHAR"),
+    ("street", "VARCHAR"),
+    ("city", "VARCHAR"),
+    ("postal_code", "VARCHAR"),
+    ("country", "VARCHAR"),
+    ("payment_id", "VARCHAR"),
+    ("method", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("carrier", "VARCHAR"),
+    ("tracking_number", "VARCHAR"),
+    ("author", "VARCHAR"),
+    ("note", "VARCHAR"),
+)
+METADATA_FIELDS: tuple[str, ...] = (
+    "actor",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "source",
+    "command",
+)
+
+ORDER_EVENTS_DDL = """
+CREATE TABLE @TABLE@ (
+    position BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    event_id VARCHAR NOT NULL,
+    event_type VARCHAR NOT NULL,
+    schema_version SMALLINT NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    customer_id VARCHAR, customer_name VARCHAR, customer_email VARCHAR, currency VARCHAR,
+    channel VARCHAR, sku VARCHAR, product_name VARCHAR, quantity BIGINT,
+    unit_price_cents BIGINT, code VARCHAR, amount_cents BIGINT, recipient VARCHAR,
+    street VARCHAR, city VARCHAR, postal_code VARCHAR, country VARCHAR, payment_id VARCHAR,
+    method VARCHAR, reason VARCHAR, carrier VARCHAR, tracking_number VARCHAR, author VARCHAR,
+    note VARCHAR,
+    actor VARCHAR, command_id VARCHAR, correlation_id VARCHAR, causation_id VARCHAR,
+    source VARCHAR, command VARCHAR
+)
+"""
+
+ORDER_EVENTS_BATCH_SQL = """
+INSERT INTO @TABLE@
+SELECT
+    position, stream_id, version, event_id, event_type::VARCHAR, schema_version,
+    occurred_at, recorded_at,
+    p.customer_id, p.customer_name, p.customer_email, p.currency, p.channel, p.sku,
+    p.product_name, p.quantity, p.unit_price_cents, p.code, p.amount_cents, p.recipient,
+    p.street, p.city, p.postal_code, p.country, p.payment_id, p.method, p.reason, p.carrier,
+    p.tracking_number, p.author, p.note,
+    m.actor, m.command_id, m.correlation_id, m.causation_id, m.source, m.command
+FROM (
+    SELECT *,
+        json_transform(payload, '{"customer_id":"VARCHAR","customer_name":"VARCHAR",
+            "customer_email":"VARCHAR","currency":"VARCHAR","channel":"VARCHAR",
+            "sku":"VARCHAR","product_name":"VARCHAR","quantity":"BIGINT",
+            "unit_price_cents":"BIGINT","code":"VARCHAR","amount_cents":"BIGINT",
+            "recipient":"VARCHAR","street":"VARCHAR","city":"VARCHAR","postal_code":"VARCHAR",
+            "country":"VARCHAR","payment_id":"VARCHAR","method":"VARCHAR","reason":"VARCHAR",
+            "carrier":"VARCHAR","tracking_number":"VARCHAR","author":"VARCHAR",
+            "note":"VARCHAR"}') AS p,
+        json_transform(metadata, '{"actor":"VARCHAR","command_id":"VARCHAR",
+            "correlation_id":"VARCHAR","causation_id":"VARCHAR","source":"VARCHAR",
+            "command":"VARCHAR"}') AS m
+    FROM batch
+    WHERE stream_type::VARCHAR = 'order'
+)
+"""
+
+ORDER_EVENTS = Projection(
+    name="order_events",
+    schema="analytics",
+    code_version="1",
+    description="One typed row per order event: payload fields and audit metadata as columns.",
+    ddl=ORDER_EVENTS_DDL,
+    batch_sql=ORDER_EVENTS_BATCH_SQL,
+)
