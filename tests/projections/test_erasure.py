@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog.orders.log import forget_customer, open_order_log
-from projections import runner, vector_store, vectors
+from projections import plan, runner, vector_store, vectors
 from projections.embeddings import HashingEmbedder
 from projections.erasure import apply_erasures
 from projections.warehouse import connect
@@ -31,7 +31,7 @@ def snapshot(lake: Path) -> dict[str, list[tuple[object, ...]]]:
     try:
         out = {
             p.view: sorted(map(tuple, con.execute(f"SELECT * FROM {p.view}").fetchall()), key=repr)
-            for p in runner.PROJECTIONS
+            for p in plan.PROJECTIONS
         }
     finally:
         con.close()
