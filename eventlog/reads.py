@@ -47,19 +47,20 @@ def read(
         tail_part = (
             tail_table(log.tail.tail_rows(max(after, sealed), stop)) if stop > sealed else None
         )
+        decrypting = log.shredder.active()
     wanted = sorted(set(event_types)) if event_types else None
     read_cols = columns
     if columns and wanted is not None and "event_type" not in columns:
         read_cols = [*columns, "event_type"]
     shredder = log.shredder
-    if read_cols and "payload" in read_cols and shredder.enabled:  # decryption needs both
+    if read_cols and "payload" in read_cols and decrypting:  # decryption needs both
         wanted_cols = ("stream_id", "event_id", "event_type")
         read_cols = [*read_cols, *(c for c in wanted_cols if c not in read_cols)]
     for table in log.store.read_parts(log._live_parts, after, min(stop, sealed), read_cols):
-        yield _filter_types(shredder.decrypt_table(table), wanted, columns)
+        yield _filter_types(shredder.decrypt_table(table) if decrypting else table, wanted, columns)
     if tail_part is not None:
         t = tail_part.select(read_cols) if read_cols else tail_part
-        yield _filter_types(shredder.decrypt_table(t), wanted, columns)
+        yield _filter_types(shredder.decrypt_table(t) if decrypting else t, wanted, columns)
 
 
 def read_stream(log: EventLog, stream_id: str, *, after_version: int = 0) -> pa.Table:

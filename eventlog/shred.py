@@ -58,6 +58,11 @@ class Shredder:
         """Whether this log encrypts (it has a key store and personal fields)."""
         return self.store is not None and bool(self.state_fields)
 
+    def active(self) -> bool:
+        """Whether this log holds encrypted fields (a key was ever made); call it inside the
+        read snapshot that then reads the events (keys commit before their events)."""
+        return self.enabled and self.store is not None and self.store.has_keys()
+
     def forget_cached(self) -> None:
         """Drop every cached key (after a subject was forgotten)."""
         self._aead.clear()
