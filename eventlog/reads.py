@@ -47,7 +47,7 @@ def read(
         tail_part = (
             tail_table(log.tail.tail_rows(max(after, sealed), stop)) if stop > sealed else None
         )
-        decrypting = log.shredder.active()
+        decrypting = log.shredder.enabled
     wanted = sorted(set(event_types)) if event_types else None
     read_cols = columns
     if columns and wanted is not None and "event_type" not in columns:

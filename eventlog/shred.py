@@ -58,10 +58,20 @@ class Shredder:
         """Whether this log encrypts (it has a key store and personal fields)."""
         return self.store is not None and bool(self.state_fields)
 
-    def active(self) -> bool:
-        """Whether this log holds encrypted fields (a key was ever made); call it inside the
-        read snapshot that then reads the events (keys commit before their events)."""
-        return self.enabled and self.store is not None and self.store.has_keys()
+    def encrypted(self, files: Sequence[str]) -> bool:
+        """Whether any of these part files holds an encrypted field (one DuckDB scan of
+        their payloads: a log that holds none is read straight from Parquet)."""
+        if not self.enabled or not files:
+            return False
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            rel = con.read_parquet(list(files), hive_partitioning=False)
+            found = rel.filter(f"contains(payload, '\"{TAG}')").limit(1).fetchall()
+        finally:
+            con.close()
+        return bool(found)
 
     def forget_cached(self) -> None:
         """Drop every cached key (after a subject was forgotten)."""

@@ -41,14 +41,13 @@ def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[C
     with log.snapshot():
         sealed = log.sealed_head()
         parts = log.parts()  # the catalog's live set, never a directory listing
-        encrypted = log.shredder.active()
     lo = after
     stop = min(until, sealed)
     while lo < stop:
         hi = min(lo + batch_size, stop)
         # each file's bytes are checked against the catalog before DuckDB reads it
         files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
-        if encrypted:  # personal fields are encrypted in the parts: read them decrypted
+        if log.shredder.encrypted(files):  # personal fields in the parts: read them decrypted
             yield Chunk(lo, hi, table=pa.concat_tables(list(log.read(after=lo, until=hi))))
         else:
             yield Chunk(lo, hi, files=files)

@@ -191,10 +191,9 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         sealed = log.sealed_head()
         parts = [str(p) for p in log.live_parts(check=True)]
         tail = log.read_all(after=sealed)
-        encrypted = log.shredder.active()
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
-    if parts and encrypted:
+    if parts and log.shredder.encrypted(parts):
         # personal fields are encrypted in the parts: read them decrypted (as erased once
         # their customer is forgotten) rather than straight from Parquet
         sealed_rows = pa.concat_tables(
