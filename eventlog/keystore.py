@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from eventlog.errors import StorageError
 
@@ -111,10 +111,10 @@ class SqliteKeyStore:
             )
         return self._ready
 
-    def _select(self, sql: str, items: Sequence[str]) -> list[tuple[object, ...]]:
+    def _select(self, sql: str, items: Sequence[str]) -> list[tuple[Any, ...]]:
         if not items or not self._exists():
             return []
-        rows: list[tuple[object, ...]] = []
+        rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(items):
             rows.extend(self.conn.execute(sql.format(",".join("?" * len(chunk))), list(chunk)))
         return rows
@@ -132,7 +132,7 @@ class SqliteKeyStore:
         """See ``KeyStore.keys_for_subjects``."""
         wanted = sorted(set(subjects))
         found = {
-            str(s): (str(k), bytes(v) if v is not None else None)  # type: ignore[arg-type]
+            str(s): (str(k), bytes(v) if v is not None else None)
             for s, k, v in self._select(SELECT_KEYS_OF_SUBJECTS, wanted)
         }
         missing = [s for s in wanted if s not in found]
@@ -146,7 +146,7 @@ class SqliteKeyStore:
                     INSERT_KEY, [(secrets.token_hex(8), s, os.urandom(32), now) for s in missing]
                 )
                 for s, k, v in self._select(SELECT_KEYS_OF_SUBJECTS, missing):
-                    found[str(s)] = (str(k), bytes(v) if v is not None else None)  # type: ignore[arg-type]
+                    found[str(s)] = (str(k), bytes(v) if v is not None else None)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -167,7 +167,7 @@ class SqliteKeyStore:
     def keys_by_id(self, key_ids: Sequence[str]) -> dict[str, bytes | None]:
         """See ``KeyStore.keys_by_id``."""
         rows = self._select(SELECT_KEYS_BY_ID, sorted(set(key_ids)))
-        return {str(k): bytes(v) if v is not None else None for k, v in rows}  # type: ignore[arg-type]
+        return {str(k): bytes(v) if v is not None else None for k, v in rows}
 
     def stream_keys(self, stream_ids: Sequence[str]) -> dict[str, str]:
         """See ``KeyStore.stream_keys``."""
