@@ -32,7 +32,6 @@ from eventlog.codec import EventRegistry
 from eventlog.commit import Decoded, Row, as_stored
 from eventlog.envelope import (
     ANY,
-    ENVELOPE_SCHEMA,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
@@ -45,8 +44,16 @@ from eventlog.maintenance import Maintenance
 from eventlog.parts import Part
 from eventlog.shred import open_shredder
 from eventlog.storage import PartStore
+from eventlog.streamfiles import StreamFiles
 from eventlog.tails import Tail, TailRow
-from eventlog.values import AppendRequest, AppendResult, LakeInfo, VerifyReport, tail_table
+from eventlog.values import (
+    AppendRequest,
+    AppendResult,
+    LakeInfo,
+    VerifyReport,
+    empty_envelope,
+    tail_table,
+)
 
 __all__ = [
     "AppendRequest",
@@ -119,6 +126,7 @@ class EventLog:
         # the last committed tail rows with their decoded (payload, metadata): read back free
         self._recent: dict[int, tuple[TailRow, Decoded]] = {}
         self.store = PartStore(self.events_dir)
+        self.stream_files = StreamFiles(root)  # parts clustered by stream, for read_stream
         self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         if not read_only:
             try:
@@ -471,7 +479,7 @@ class EventLog:
         """``read`` concatenated into one table."""
         tables = list(self.read(**kwargs))
         if not tables:
-            return ENVELOPE_SCHEMA.empty_table()
+            return empty_envelope()
         return pa.concat_tables(tables)
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> pa.Table:

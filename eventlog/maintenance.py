@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from eventlog.envelope import from_micros, to_micros
 from eventlog.errors import IntegrityError
 from eventlog.parts import Part, file_sha256, read_part
+from eventlog.streamfiles import remove_stream_files, write_stream_file
 from eventlog.tails import TailRow
 from eventlog.values import tail_table
 
@@ -83,6 +84,7 @@ def repair_locked(log: EventLog) -> list[str]:
     cutoff = to_micros(log.clock()) - log.replaced_grace // timedelta(microseconds=1)
     old = [name for name, at in tail.replaced_parts() if at <= cutoff]
     store.remove([store.events_dir / name for name in old])
+    remove_stream_files(log.root, old)
     for name in old:
         tail.forget_part(name)
     removed += [f"{name}: replaced by compaction" for name in old]
@@ -278,7 +280,11 @@ class Maintenance:
         self.log.tail.set_meta("sealed_head", rows[-1][0])
 
     def compact(self) -> list[Path]:
-        """``EventLog.compact``: merge each date's consecutive live parts into one."""
+        """``EventLog.compact``: merge each date's consecutive live parts into one.
+
+        Every part it makes, and every live part that lacks one, gets its stream file
+        (``eventlog.streamfiles``): the part's events clustered by stream.
+        """
         log = self.log
         made: list[Path] = []
         with log._write():
@@ -288,11 +294,15 @@ class Maintenance:
             for date, parts in sorted(by_date.items()):
                 for run in _consecutive_runs(parts):
                     if len(run) < 2:
+                        if not log.stream_files.has(run[0]):
+                            log.store.check(run[0])
+                            write_stream_file(log.root, run[0], read_part(run[0]))
                         continue
                     for part in run:
                         log.store.check(part)
                     table = pa.concat_tables([read_part(p) for p in run])
                     merged = log.store.publish(date, table)
+                    write_stream_file(log.root, merged, table)
                     log.tail.replace_parts(run, merged, to_micros(log.clock()))
                     made.append(merged.path)
         log.store.forget_cached()

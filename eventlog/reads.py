@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlog.commit import record_from_row
-from eventlog.envelope import ENVELOPE_SCHEMA, RecordedEvent, records_from_batch, validate_stream_id
+from eventlog.envelope import RecordedEvent, records_from_batch, validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.values import tail_table
+from eventlog.values import empty_envelope, tail_table
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -84,12 +84,14 @@ def read_stream(log: EventLog, stream_id: str, *, after_version: int = 0) -> pa.
                 pc.greater(rows.column("version"), after_version),
             )
             positions += rows.column("position").filter(mine).to_pylist()
-    return table_at(log, positions)
+    return table_at(log, positions, stream_id)
 
 
-def table_at(log: EventLog, positions: list[int]) -> pa.Table:
+def table_at(log: EventLog, positions: list[int], stream_id: str | None = None) -> pa.Table:
+    """The rows at some positions, in position order; ``stream_id`` when they are all
+    that stream's: the parts with a stream file are then read from it (one block)."""
     if not positions:
-        return ENVELOPE_SCHEMA.empty_table()
+        return empty_envelope()
     with log.tail.snapshot():
         sealed = log.tail.meta("sealed_head")
         tail_pos = [p for p in positions if p > sealed]
@@ -101,12 +103,45 @@ def table_at(log: EventLog, positions: list[int]) -> pa.Table:
         )
     tables = []
     part_pos = [p for p in positions if p <= sealed]
+    if part_pos and stream_id is not None:
+        clustered, part_pos = _from_stream_files(log, stream_id, part_pos)
+        tables.extend(clustered)
     if part_pos:
         tables.extend(log.store.take(log._live_parts, part_pos))
-    tables.append(tail_table(rows))
-    table = pa.concat_tables(tables)
+    if rows or not tables:
+        tables.append(tail_table(rows))
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     table = log.shredder.decrypt_table(table)
+    if stream_id is not None and len(tables) == 1:
+        return table  # one stream from one place: in position order already
     return table.take(pc.sort_indices(table, [("position", "ascending")]))
+
+
+def _from_stream_files(
+    log: EventLog, stream_id: str, positions: list[int]
+) -> tuple[list[pa.Table], list[int]]:
+    """A stream's rows from the stream files of the parts holding them; the positions
+    left (parts without one, or replaced while we read) go to the Parquet parts."""
+    tables: list[pa.Table] = []
+    rest: list[int] = []
+    i = 0
+    for row in log.tail.live_parts():  # catalog rows: a Part only for the ones that hold some
+        if i == len(positions):
+            break
+        if row[2] < positions[i]:
+            continue
+        part = log.store.part(row)
+        j = i
+        while j < len(positions) and positions[j] <= part.last:
+            j += 1
+        mine = positions[i:j]
+        got = log.stream_files.take(part, stream_id, mine) if mine[0] >= part.first else None
+        if got is None:
+            rest += mine
+        else:
+            tables.append(got)
+        i = j
+    return tables, rest + positions[i:]
 
 
 def events_at(log: EventLog, positions: Sequence[int]) -> list[RecordedEvent]:

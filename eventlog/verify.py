@@ -5,7 +5,8 @@ its size and SHA-256 match the catalog; every column of every event (parts and t
 decodes; positions are where the catalog says; values are in range (stream ids, event
 ids, known event types and schema versions, JSON objects that fit their event type,
 times); versions are dense per stream, event ids unique, ``recorded_at`` never goes
-back; stream heads match the events. Files under ``events/`` that the catalog does not
+back; stream heads match the events; a part's stream file, where it has one, passes its
+CRCs and holds exactly the part's events. Files under ``events/`` that the catalog does not
 know (strays, leftover temp files) are reported: a stray is never read by the log, but a
 tool that scans the directory would count it.
 """
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 from eventlog.bulk import check_payloads, check_stream_ids
 from eventlog.errors import LedgerLakeError
 from eventlog.parts import Part, check_tiling, file_sha256, read_part
+from eventlog.streamfiles import check_stream_file
 from eventlog.values import VerifyReport, tail_table
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def verify_log(log: EventLog) -> VerifyReport:
         table = _check_part(log, part, problems)
         if table is not None:
             tables.append(table)
+            problems += check_stream_file(log.root, part, table)
     tail = tail_table(tail_rows)
     if tail.column("position").to_pylist() != list(range(sealed + 1, head + 1)):
         problems.append(f"the tail does not hold positions {sealed + 1}..{head} densely")

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from eventlog.orders.log import open_order_log
 from pipelines.cli_common import fail, lake_of, run_guarded
 
 DEMO_ORDERS = 400
@@ -82,6 +81,8 @@ def register(app: typer.Typer) -> None:
         if embedder not in EMBEDDER_KINDS:
             fail(f"--embedder must be one of {', '.join(EMBEDDER_KINDS)}, got {embedder!r}")
         lake = lake_of(ctx).resolve()
+        from eventlog.orders.log import open_order_log
+
         run_guarded(lambda: open_order_log(lake, read_only=True).close())
         home = dagster_home(lake)
         typer.echo(f"Dagster UI for lake {lake} on http://127.0.0.1:{port} (Ctrl-C stops it)")

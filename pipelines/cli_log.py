@@ -15,26 +15,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import typer
 
-from eventlog.codec import EventRegistry
-from eventlog.envelope import (
-    ANY,
-    NewEvent,
-    parse_time,
-    records_from_batch,
-    validate_expected_version,
-    validate_stream_id,
-)
 from eventlog.errors import InvalidInputError
-from eventlog.log import AppendRequest, EventLog
-from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import note_empty_read
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from eventlog.codec import EventRegistry
+    from eventlog.envelope import NewEvent
+    from eventlog.log import AppendRequest, EventLog
+
+# pyarrow and the log are imported by the functions that use them: every ``ledgerlake``
+# call imports this module, and ``sql`` or ``state`` need neither (docs/cli.md, "Start-up").
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 APPEND_KEYS = (
@@ -52,6 +49,8 @@ REQUIRED_KEYS = ("stream_id", "type", "data")
 
 def open_existing(lake: Path) -> EventLog:
     """Open a lake that must exist, read-only: commands that only read change no file."""
+    from eventlog.orders.log import open_order_log
+
     return open_order_log(lake, read_only=True)
 
 
@@ -61,6 +60,8 @@ def open_for_writing(lake: Path, *, create: bool = True) -> EventLog:
     Sealing on every short CLI call would leave one tiny part per call; the size and
     age thresholds (and ``ledgerlake seal``) seal instead.
     """
+    from eventlog.orders.log import open_order_log
+
     return open_order_log(lake, create=create, seal_on_close=False)
 
 
@@ -82,6 +83,13 @@ class _Line:
 
 def _parse_append_line(number: int, text: str, registry: EventRegistry) -> _Line:
     """Check one JSON line of ``append`` completely; InvalidInputError names the line."""
+    from eventlog.envelope import (
+        NewEvent,
+        parse_time,
+        validate_expected_version,
+        validate_stream_id,
+    )
+
     try:
         try:
             obj = json.loads(text)
@@ -149,6 +157,9 @@ def parse_append_lines(lines: Iterable[str], registry: EventRegistry) -> list[Ap
     A line with ``expected_version`` starts a new request, checked against the stream's
     version just before that line (inside the same atomic commit). Blank lines are skipped.
     """
+    from eventlog.envelope import ANY
+    from eventlog.log import AppendRequest
+
     parsed = [
         _parse_append_line(n, text, registry)
         for n, text in enumerate(lines, start=1)
@@ -198,6 +209,8 @@ def _read_input(source: str | None) -> str:
 
 
 def _event_lines(table: pa.Table) -> Iterator[dict[str, Any]]:
+    from eventlog.envelope import records_from_batch
+
     for rec in records_from_batch(table):
         yield rec.to_json()
 
@@ -205,10 +218,15 @@ def _event_lines(table: pa.Table) -> Iterator[dict[str, Any]]:
 def _filter_types(table: pa.Table, types: list[str] | None) -> pa.Table:
     if not types:
         return table
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     return table.filter(pc.is_in(table.column("event_type").cast(pa.string()), pa.array(types)))
 
 
 def _select(table: pa.Table, stream: str | None, after: int) -> pa.Table:
+    import pyarrow.compute as pc
+
     if stream is not None:
         table = table.filter(pc.equal(table.column("stream_id"), stream))
     if after:
@@ -276,6 +294,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Simulate a shop's order histories through the real command handlers."""
+        from eventlog.envelope import parse_time
         from eventlog.orders.generate import generate as run_generate
 
         with exit_codes():
@@ -426,6 +445,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print recorded events as JSON lines (the envelope's fields; payload as an object)."""
         del json_out  # the output is JSON lines either way; --json is accepted for symmetry
+        from eventlog.envelope import validate_stream_id
+
         with exit_codes():
             _non_negative("--after", after)
             _non_negative("--limit", limit)
@@ -445,11 +466,12 @@ def register(app: typer.Typer) -> None:
                             _filter_types(t, types)
                             for t in log.subscribe(after=after, idle_timeout=idle_timeout)
                         )
-                    elif stream is not None:
+                    elif stream is not None:  # only that stream already
                         tables = [_filter_types(log.read_stream(stream), types)]
                     else:
                         tables = log.read(after=after, event_types=types)
-                    if not _emit(tables, limit, stream, after) and not follow:
+                    wanted = None if stream is not None and not follow else stream
+                    if not _emit(tables, limit, wanted, after) and not follow:
                         note_empty_read(stream, log.stream_version(stream) if stream else None)
                 except KeyboardInterrupt:
                     pass

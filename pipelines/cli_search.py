@@ -13,9 +13,7 @@ from typing import Annotated
 
 import typer
 
-from eventlog.envelope import parse_time
 from eventlog.errors import InvalidInputError
-from eventlog.orders.log import open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import note
 from pipelines.cli_time import optional_time
@@ -74,6 +72,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Catch the vector projections (event narratives, order stories) up with the log."""
+        from eventlog.orders.log import open_order_log
         from projections.embeddings import Embedder
         from projections.vectors import catch_up_vectors, rebuild_vectors
 
@@ -197,6 +196,8 @@ def register(app: typer.Typer) -> None:
                     raise InvalidInputError(
                         "--cutoffs is empty; give times like 2026-02-01T00:00:00Z"
                     )
+                from eventlog.envelope import parse_time
+
                 chosen = [parse_time(p) for p in parts]
             if out.exists() and out.is_dir():
                 raise InvalidInputError(f"--out {out} is a directory; give a file path")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
-from eventlog.envelope import parse_time
 from eventlog.errors import InvalidInputError
 from pipelines.cli_output import note
 
@@ -26,6 +25,8 @@ def cli_time(text: str, option: str) -> datetime:
         value = datetime(day.year, day.month, day.day, tzinfo=UTC)
         note(f"{option} {stripped} is read as {value.isoformat()} (the start of that day in UTC)")
         return value
+    from eventlog.envelope import parse_time  # pyarrow: only when a time is parsed
+
     try:
         return parse_time(stripped)
     except InvalidInputError as exc:

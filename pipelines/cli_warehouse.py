@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import duckdb
 import typer
 
-from eventlog.envelope import validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.orders.log import reading
 from pipelines.cli_common import exit_codes, lake_of, print_json
 from pipelines.cli_output import output_format, print_rows
-from pipelines.cli_state import print_state, validity_window, window_json
 from pipelines.cli_time import cli_time, optional_time
+
+if TYPE_CHECKING:
+    import duckdb
+
+# DuckDB, the log and the projections are imported by the commands that use them: every
+# ``ledgerlake`` call imports this module (docs/cli.md, "Start-up").
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -35,6 +37,8 @@ EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     """Refuse anything but queries (SELECT, WITH, FROM-first, EXPLAIN of a query): exit 2."""
+    import duckdb
+
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
@@ -80,6 +84,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Catch up every projection of the warehouse with the log (or rebuild them)."""
+        from eventlog.orders.log import reading
         from projections import plan, runner
 
         with exit_codes():
@@ -118,6 +123,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """An order's state as of a time, optionally as it was known at another time."""
+        from eventlog.envelope import validate_stream_id
+        from pipelines.cli_state import print_state, validity_window, window_json
         from projections.temporal import state_as_of
         from projections.warehouse import connect
 
@@ -164,6 +171,8 @@ def register(app: typer.Typer) -> None:
 
         In a terminal the rows print as an aligned table; piped, as TSV.
         """
+        import duckdb
+
         from projections.warehouse import connect
 
         with exit_codes():
@@ -185,6 +194,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def lag(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         """How far each warehouse table, vector store and the training set is behind the log."""
+        from eventlog.orders.log import reading
         from pipelines.cli_lag import everything_behind, print_behind
 
         lake = lake_of(ctx)

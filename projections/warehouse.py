@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
-from eventlog.envelope import ENVELOPE_SCHEMA
 from eventlog.errors import (
     IntegrityError,
     InvalidInputError,
@@ -27,7 +26,11 @@ from eventlog.errors import (
     LedgerLakeError,
     StorageError,
 )
-from eventlog.log import EventLog
+
+if TYPE_CHECKING:  # Arrow and the log only where they are used: ``sql`` needs neither
+    import pyarrow as pa
+
+    from eventlog.log import EventLog
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 SCHEMAS = ("analytics", "temporal", "meta")
@@ -96,7 +99,7 @@ class Checkpoint:
 
 def warehouse_path(lake: Path | EventLog) -> Path:
     """``<lake>/warehouse.duckdb``."""
-    root = lake.root if isinstance(lake, EventLog) else Path(lake)
+    root = Path(lake) if isinstance(lake, (str, Path)) else lake.root
     return root / WAREHOUSE_FILE
 
 
@@ -187,6 +190,10 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     a query runs (a compaction after this call needs a refresh). Call again to see
     newer events.
     """
+    import pyarrow as pa
+
+    from eventlog.values import empty_envelope
+
     with log.snapshot():
         sealed = log.sealed_head()
         parts = [str(p) for p in log.live_parts(check=True)]
@@ -204,11 +211,13 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     elif parts:
         con.register("events_parts", con.read_parquet(parts, hive_partitioning=False))
     else:
-        con.register("events_parts", _plain_strings(ENVELOPE_SCHEMA.empty_table()))
+        con.register("events_parts", _plain_strings(empty_envelope()))
     con.execute(EVENTS_VIEW)
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:
     """Dictionary columns as plain strings, so the tail unions with the Parquet parts."""
+    import pyarrow as pa
+
     cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.Table.from_arrays(cols, names=table.column_names)

@@ -33,6 +33,17 @@ def test_demo_materializes_every_asset_into_the_lake_instance(tmp_path: Path) ->
     with lake_instance(lake) as instance:
         for name in ASSETS:
             assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
+    # the log is compacted, as the nightly job does: one part per recorded day, each with
+    # its stream file, and the summary says how many parts per million events
+    from eventlog.orders.log import open_order_log
+    from eventlog.streamfiles import stream_file_path
+
+    with open_order_log(lake, read_only=True) as log:
+        parts = log.parts()
+        assert len(parts) == len({p.date for p in parts}) == result.parts
+        assert all(stream_file_path(lake, p).exists() for p in parts)
+    assert f"in {result.parts} parts, one per recorded day" in out
+    assert f"{result.parts * 1_000_000 / result.events:,.0f} parts per million events" in out
     # A second demo on the same lake reuses the log and appends nothing.
     again = run_demo(lake, orders=40, days=30, seed=11, embedder="hashing", console=console)
     assert again.ok and again.events == result.events
