@@ -11,7 +11,9 @@ holds its personal fields the same way (associated data ``(stream id, "state", f
 
 from __future__ import annotations
 
+import array
 import base64
+import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +34,24 @@ ERASED = "[erased]"
 STREAM_SUBJECT_PREFIX = "stream:"
 """Subject of a stream whose personal events came without a subject field (a raw append)."""
 _CACHE = 10_000  # streams whose key id a log handle keeps
+
+
+def _string_array(texts: Sequence[str], type_: pa.DataType) -> pa.Array:
+    """Python strings as an Arrow array, built from buffers (``pa.array`` of Python values
+    makes pyarrow import pandas, which the CLI's quick commands must not pay for)."""
+    data = [t.encode() for t in texts]
+    offsets = [0, *itertools.accumulate(len(d) for d in data)]
+    large = offsets[-1] >= 2**31
+    arr = pa.Array.from_buffers(
+        pa.large_string() if large else pa.string(),
+        len(data),
+        [
+            None,
+            pa.py_buffer(array.array("q" if large else "i", offsets)),
+            pa.py_buffer(b"".join(data)),
+        ],
+    )
+    return arr if arr.type == type_ else arr.cast(type_)
 
 
 def _aad(stream_id: str, event_id: str, field: str) -> bytes:
@@ -267,10 +287,11 @@ class Shredder:
                 "decrypting payloads needs the stream_id, event_id, event_type columns"
             )
         texts = payload.to_pylist()
-        hits = pc.indices_nonzero(mask.combine_chunks()).to_pylist()
-        sids = table.column("stream_id").take(hits).to_pylist()
-        eids = table.column("event_id").take(hits).to_pylist()
-        types = table.column("event_type").take(hits).to_pylist()
+        at_hits = pc.indices_nonzero(mask.combine_chunks())
+        hits = at_hits.to_pylist()
+        sids = table.column("stream_id").take(at_hits).to_pylist()
+        eids = table.column("event_id").take(at_hits).to_pylist()
+        types = table.column("event_type").take(at_hits).to_pylist()
         parsed = [json.loads(texts[i]) for i in hits]
         key_ids = {
             v[len(TAG) :].split(":", 1)[0]
@@ -282,7 +303,8 @@ class Shredder:
         for i, etype, sid, eid, data in zip(hits, types, sids, eids, parsed, strict=True):
             texts[i] = dumps(self.decrypt_payload(str(etype), str(sid), str(eid), data))
         at = table.schema.get_field_index("payload")
-        return table.set_column(at, table.schema.field(at), pa.array(texts, pa.string()))
+        new = _string_array(texts, payload.type)
+        return table.set_column(at, table.schema.field(at), new)
 
 
 def open_shredder(registry: EventRegistry, tail: Any, *, read_only: bool) -> Shredder:
@@ -412,5 +434,5 @@ def encrypt_batch(log: Any, table: pa.Table, event_ids: pa.Array) -> pa.Table:
         texts[j] = dumps(data)
     payload = table.column("payload").combine_chunks()
     at = table.schema.get_field_index("payload")
-    new = pc.replace_with_mask(payload, mask, pa.array(texts, payload.type))
+    new = pc.replace_with_mask(payload, mask, _string_array(texts, payload.type))
     return table.set_column(at, "payload", new)

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from eventlog.orders.log import forget_customer, open_order_log
 from pipelines.cli_common import exit_codes, lake_of, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -28,6 +27,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Forget a customer: destroy their key and record the erasure in the log."""
+        from eventlog.orders.log import forget_customer, open_order_log  # lazy: start-up
+
         with exit_codes(), open_order_log(lake_of(ctx), create=False) as log:
             result = forget_customer(log, customer_id)
         if json_out:
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Erase forgotten customers from the warehouse, vectors, exports and free pages."""
+        from eventlog.orders.log import open_order_log
         from projections import erasure
 
         lake = lake_of(ctx)
