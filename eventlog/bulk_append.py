@@ -33,6 +33,7 @@ from eventlog.bulk import (
 )
 from eventlog.codec import dumps
 from eventlog.commit import check_version, result_for
+from eventlog.encrypt import encrypt_batch
 from eventlog.envelope import (
     COLUMNS,
     ExpectedVersion,
@@ -41,7 +42,6 @@ from eventlog.envelope import (
     validate_expected_version,
 )
 from eventlog.errors import DuplicateEventError, InvalidInputError
-from eventlog.shred import encrypt_batch
 from eventlog.values import AppendResult
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from eventlog.codec import check_depth, dumps
+from eventlog.encrypt import encrypt_requests
 from eventlog.envelope import (
     ANY,
     NO_STREAM,
@@ -34,7 +35,6 @@ from eventlog.envelope import (
     validate_stream_id,
 )
 from eventlog.errors import ConcurrencyError, DuplicateEventError, InvalidInputError
-from eventlog.shred import encrypt_requests
 from eventlog.tails import TailRow, event_hash
 from eventlog.values import AppendRequest, AppendResult
 

@@ -205,7 +205,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         # their customer is forgotten) rather than straight from Parquet
         sealed_rows = pa.concat_tables(
             [_plain_strings(t) for t in log.read(until=sealed)]
-            or [_plain_strings(ENVELOPE_SCHEMA.empty_table())]
+            or [_plain_strings(empty_envelope())]
         )
         con.register("events_parts", sealed_rows)
     elif parts:
