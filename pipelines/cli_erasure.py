@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Forget a customer: destroy their key and record the erasure in the log."""
         from eventlog.orders.log import forget_customer, open_order_log  # lazy: start-up
 
-        with exit_codes(), open_order_log(lake_of(ctx), create=False) as log:
+        with exit_codes(), open_order_log(lake_of(ctx), create=False, seal_on_close=False) as log:
             result = forget_customer(log, customer_id)
         if json_out:
             print_json(
@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         from projections import erasure
 
         lake = lake_of(ctx)
-        with exit_codes(), open_order_log(lake, create=False, seal_on_close=False) as log:
+        options = {"create": False, "seal_on_close": False} if apply else {"read_only": True}
+        with exit_codes(), open_order_log(lake, **options) as log:
             todo = erasure.pending(log, lake)
             receipt = erasure.apply_erasures(log, lake) if apply and todo else None
         if json_out:

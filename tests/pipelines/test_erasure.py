@@ -125,6 +125,8 @@ def test_every_read_path_shows_the_erased_marker(planted_lake: tuple[Path, Path,
         "--json",
     )
     assert rows.exit_code == 0, rows.output  # the warehouse shows the marker after the cascade
+    listed = cli(lake, "erase")
+    assert listed.exit_code == 0 and f"1 erasure(s) pending: {p.customer_id}" in listed.stdout
     assert cli(lake, "erase", "--apply").exit_code == 0
     rows = cli(
         lake,
