@@ -308,15 +308,15 @@ class Shredder:
 
 
 def open_shredder(registry: EventRegistry, tail: Any, *, read_only: bool) -> Shredder:
-    """The shredder of a log: its key store is the SQLite tail's database.
-
-    A PostgreSQL tail has no key store yet: its log does not encrypt (docs/erasure.md).
-    """
+    """The shredder of a log: its key store lives in the tail's database (SQLite file or
+    PostgreSQL schema); another kind of tail has none, and its log does not encrypt."""
     from eventlog.tails.sqlite import SqliteTail
 
-    store = (
-        SqliteKeyStore(tail.conn, tail.path, read_only=read_only)
-        if isinstance(tail, SqliteTail)
-        else None
-    )
+    store: KeyStore | None = None
+    if isinstance(tail, SqliteTail):
+        store = SqliteKeyStore(tail.conn, tail.path, read_only=read_only)
+    elif type(tail).__name__ == "PostgresTail":  # psycopg is imported only for such a tail
+        from eventlog.keystore_pg import PostgresKeyStore
+
+        store = PostgresKeyStore(tail)
     return Shredder(registry, store)

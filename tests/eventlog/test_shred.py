@@ -14,6 +14,7 @@ from eventlog.errors import IntegrityError
 from eventlog.forget import UnknownSubjectError
 from eventlog.orders.log import forget_customer, open_order_log
 from eventlog.shred import ERASED, TAG, Shredder
+from tests.support.backends import BACKENDS
 
 NAME, EMAIL, STREET, NOTE = (
     "Ottoline Vexworth",
@@ -152,3 +153,31 @@ def test_a_lake_written_before_encryption_still_reads(lake: Path) -> None:
     assert notes == [None, NOTE, "new and encrypted"]
     assert again.verify().ok
     again.close()
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_forget_on_every_tail(request: pytest.FixtureRequest, lake: Path, backend: str) -> None:
+    """The key store lives in the tail's database, SQLite file or PostgreSQL schema."""
+    BACKENDS[backend](request, lake)
+    log = open_order_log(lake)
+    log.append("o-1", [created("c-1"), note()])
+    log.append_batch(
+        pa.table(
+            {
+                "stream_id": ["o-2", "o-1"],
+                "event_type": ["OrderCreated", "CustomerNoteAdded"],
+                "payload": [
+                    json.dumps(created("c-2", "Other Person").payload),
+                    json.dumps({"author": "a", "note": "bulk gate code 5150"}),
+                ],
+            }
+        )
+    )
+    log.seal()
+    assert NAME.encode() not in raw_files(lake) and b"5150" not in raw_files(lake)
+    assert forget_customer(log, "c-1").position == 5
+    payloads = [json.loads(p) for p in log.read_all().column("payload").to_pylist()]
+    assert [p.get("note") for p in payloads[:4]] == [None, ERASED, None, ERASED]
+    assert payloads[0]["customer_name"] == ERASED and payloads[2]["customer_name"] == "Other Person"
+    assert forget_customer(log, "c-1").already
+    log.close()
