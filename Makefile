@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 # The exact versions the tests passed with (pyproject.toml keeps the lower bounds).
 LOCK := constraints.txt
 
-.PHONY: demo test test-fast lint typecheck bench ui notebooks clean browser-deps lock postgres-deps
+.PHONY: demo test test-fast test-scale-out lint typecheck bench ui notebooks clean browser-deps lock postgres-deps
 
 $(STAMP): pyproject.toml $(LOCK)
 	@echo "Installing LedgerLake and its dependencies into $(VENV) from $(LOCK):"
@@ -45,6 +45,11 @@ postgres-deps:
 
 test: $(STAMP) browser-deps postgres-deps
 	$(BIN)/python -m pytest
+
+# The pipeline off one machine: starts PostgreSQL and an S3 server (moto) on loopback and
+# runs the end-to-end test and the object-storage drills against them (also in `make test`).
+test-scale-out: $(STAMP) postgres-deps
+	$(BIN)/python -m pytest tests/pipelines/test_objectstore_e2e.py tests/eventlog/test_objectstore.py
 
 test-fast: $(STAMP) postgres-deps
 	$(BIN)/python -m pytest -m "not slow" -x -q

@@ -175,7 +175,7 @@ def _append_batch_locked(
         except BaseException:
             for staging in stagings:
                 with contextlib.suppress(Exception):
-                    staging.result().tmp.unlink(missing_ok=True)
+                    log.store.discard(staging.result())
             raise
         log.store.published = True  # a crash between two publishes is undone by repair
         for part in staged:

@@ -128,6 +128,10 @@ class LaggingHeads:
             at = codes.filter(mine).to_numpy(zero_copy_only=False).astype(np.int64)
             ver = stale.column("version").filter(mine).to_numpy().astype(np.int64)
             base[at] = np.maximum(base[at], ver)  # stale rows are one per stream
+        elif self._stale is None or self._stale[:2] != (meta["head"], meta["head"]):
+            # nothing lags: start the cache empty, so the next bulk append need not read
+            # this one's parts back (from object storage that is a download)
+            self._stale = (meta["head"], meta["head"], _empty_stale())
         return base
 
     def stale(self, start: int, head: int) -> pa.Table:
@@ -151,8 +155,7 @@ class LaggingHeads:
             )
             table = max_per_stream(fresh if table is None else pa.concat_tables([table, fresh]))
         if table is None:
-            empty = {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
-            table = max_per_stream(pa.table(empty))
+            table = _empty_stale()
         self._stale = (start, head, table)
         return table
 
@@ -229,3 +232,9 @@ class LaggingHeads:
         if self.tail.meta("index_head") < self.tail.meta("head"):
             with self._write():
                 self.catch_up_index(ids=False)
+
+
+def _empty_stale() -> pa.Table:
+    """No lagging maxima (built when needed: a table at import time imports pandas)."""
+    empty = {"stream_id": pa.array([], pa.string()), "version": pa.array([], pa.int64())}
+    return max_per_stream(pa.table(empty))

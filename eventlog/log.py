@@ -5,7 +5,8 @@ The log knows no domain: its event registry and default stream type are given to
 
 - a tail (``eventlog.tails``): the commit, the writer lock, counters, stream heads,
   command ids, the index and the catalog of live parts;
-- part storage (``eventlog.storage``): immutable Parquet parts in ``<lake>/events/``;
+- part storage (``eventlog.storage``): immutable Parquet parts in ``<lake>/events/``, or
+  in object storage (``eventlog.objectstore``) when ``lake.toml`` says ``parts = "s3://..."``;
 - the commit of appends (``eventlog.commit``) and of bulk appends
   (``eventlog.bulk_append``), the lazily caught-up heads and index (``eventlog.heads``),
   and maintenance: seal, compact, repair (``eventlog.maintenance``) and ``verify``.
@@ -39,7 +40,7 @@ from eventlog.envelope import (
 )
 from eventlog.errors import IntegrityError, InvalidInputError, LakeNotFoundError, StorageError
 from eventlog.heads import LaggingHeads
-from eventlog.lake import default_lake, has_tail, open_tail
+from eventlog.lake import default_lake, has_tail, open_parts, open_tail, read_config
 from eventlog.maintenance import Maintenance
 from eventlog.parts import Part
 from eventlog.shred import open_shredder
@@ -107,8 +108,6 @@ class EventLog:
         if not isinstance(registry, EventRegistry):
             raise InvalidInputError("an EventLog needs the EventRegistry of its event types")
         self.root = root
-        self.events_dir = root / "events"
-        self.inflight_dir = self.events_dir / "_inflight"
         self.registry = registry
         self._stream_type = stream_type
         self.clock = clock
@@ -125,7 +124,9 @@ class EventLog:
         self.replaced_grace = replaced_grace
         # the last committed tail rows with their decoded (payload, metadata): read back free
         self._recent: dict[int, tuple[TailRow, Decoded]] = {}
-        self.store = PartStore(self.events_dir)
+        self.store: PartStore = open_parts(root, read_config(root))
+        self.events_dir = self.store.events_dir
+        self.inflight_dir = self.store.inflight_dir
         self.stream_files = StreamFiles(root)  # parts clustered by stream, for read_stream
         self.tail = tail if tail is not None else open_tail(root, read_only=read_only, check=check)
         if not read_only:
@@ -133,7 +134,7 @@ class EventLog:
                 self.store.create()
             except OSError as exc:
                 self.tail.close()
-                raise StorageError(f"cannot create {self.events_dir}: {exc}") from None
+                raise StorageError(f"cannot create {self.store.describe()}: {exc}") from None
         self.heads = LaggingHeads(self.tail, self._read_locked, self._write, bulk_heads_lag)
         self.shredder = open_shredder(registry, self.tail, read_only=read_only)
         self.maintenance = Maintenance(self)
@@ -224,21 +225,23 @@ class EventLog:
 
     # ------------------------------------------------------------------ commit protocol
     @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _write(self, *, scan: bool = False) -> Iterator[None]:
         """The writer lock (one tail write transaction), repairing a dead writer's leftovers.
 
         A writer that publishes parts first leaves a marker in ``events/_inflight/`` naming
         the positions it publishes, and removes it after the tail commits. A marker seen
         while holding the lock belongs to a writer that no longer holds it: it committed
         (harmless) or died between publishing and committing, and then the files it left
-        uncommitted are removed before anyone assigns the positions they hold.
+        uncommitted are removed before anyone assigns the positions they hold. On object
+        storage a commit does not look (``commit_markers``: new objects never collide with
+        a dead writer's); ``scan`` (a writer's repair) always does.
         """
         self.store.begin()
         stale: list[Path] = []
         committed = False
         try:
             with self.tail.write():
-                stale = self.store.markers()
+                stale = self.store.markers() if scan else self.store.commit_markers()
                 if stale:
                     self._repair_locked()
                 yield
@@ -256,7 +259,7 @@ class EventLog:
         stale_replaced = any(at <= cutoff for _, at in self.tail.replaced_parts())
         if not (self.store.markers() or self.store.temp_files() or stale_replaced):
             return
-        with self._write():
+        with self._write(scan=True):
             self._repair_locked()
 
     def _repair_locked(self) -> list[str]:

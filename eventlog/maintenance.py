@@ -25,7 +25,6 @@ and never a file because of its name.
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +36,7 @@ import pyarrow.compute as pc
 
 from eventlog.envelope import from_micros, to_micros
 from eventlog.errors import IntegrityError
-from eventlog.parts import Part, file_sha256, read_part
+from eventlog.parts import Part
 from eventlog.streamfiles import remove_stream_files, write_stream_file
 from eventlog.tails import TailRow
 from eventlog.values import tail_table
@@ -83,7 +82,7 @@ def repair_locked(log: EventLog) -> list[str]:
     store.remove([p.path for p in dead])
     cutoff = to_micros(log.clock()) - log.replaced_grace // timedelta(microseconds=1)
     old = [name for name, at in tail.replaced_parts() if at <= cutoff]
-    store.remove([store.events_dir / name for name in old])
+    store.remove_names(old)
     remove_stream_files(log.root, old)
     for name in old:
         tail.forget_part(name)
@@ -104,17 +103,15 @@ def repair_lake(log: EventLog, *, stray_grace: timedelta = timedelta(hours=1)) -
             adopted = _adopt(log, upto=None)
         removed = repair_locked(log)
         known = log.tail.catalogued_names()
-        now = time.time()
         strays = [p for p in log.store.list_files() if p.name not in known]
         for p in strays:
-            age = now - p.path.stat().st_mtime
+            age = log.store.age_s(p)
             if age >= stray_grace.total_seconds():
                 removed.append(f"{p.name}: stray file, not in the catalog")
                 log.store.remove([p.path])
             else:
                 kept.append(f"{p.name}: stray file younger than the grace period; left")
-    for marker in log.store.markers():
-        marker.unlink(missing_ok=True)
+    log.store.remove_markers(log.store.markers())
     return RepairReport(adopted, removed, kept)
 
 
@@ -129,7 +126,7 @@ def _adopt(log: EventLog, *, upto: int | None) -> list[str]:
     checked: dict[int, list[tuple[Part, pa.Table]]] = {}
     for part in log.store.list_files():
         try:
-            table = read_part(
+            table = log.store.read_whole(
                 part, ["position", "stream_type", "stream_id", "version", "metadata", "recorded_at"]
             )
         except Exception:  # an unreadable file is not adopted; verify names it
@@ -153,15 +150,15 @@ def _adopt(log: EventLog, *, upto: int | None) -> list[str]:
             "them from a backup"
         )
     for part, _ in chosen:
-        size = part.path.stat().st_size
-        log.tail.add_part(_with_hash(part, size))
+        size = log.store.size_of(part) or 0
+        log.tail.add_part(_with_hash(log, part, size))
     if upto is None and chosen:
         _rebuild_tail(log, [t for _, t in chosen])
     return [p.name for p, _ in chosen]
 
 
-def _with_hash(part: Part, size: int) -> Part:
-    return Part(part.first, part.last, part.date, part.path, size, file_sha256(part.path))
+def _with_hash(log: EventLog, part: Part, size: int) -> Part:
+    return Part(part.first, part.last, part.date, part.path, size, log.store.sha256_of(part))
 
 
 def _rebuild_tail(log: EventLog, tables: list[pa.Table]) -> None:
@@ -296,11 +293,11 @@ class Maintenance:
                     if len(run) < 2:
                         if not log.stream_files.has(run[0]):
                             log.store.check(run[0])
-                            write_stream_file(log.root, run[0], read_part(run[0]))
+                            write_stream_file(log.root, run[0], log.store.read_whole(run[0]))
                         continue
                     for part in run:
                         log.store.check(part)
-                    table = pa.concat_tables([read_part(p) for p in run])
+                    table = pa.concat_tables([log.store.read_whole(p) for p in run])
                     merged = log.store.publish(date, table)
                     write_stream_file(log.root, merged, table)
                     log.tail.replace_parts(run, merged, to_micros(log.clock()))

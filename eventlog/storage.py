@@ -10,9 +10,10 @@ Publishing inside a write transaction leaves an in-flight marker first
 removes it after the tail commits. A marker found by a writer that holds the writer
 lock belongs to a writer that died between publishing and committing.
 
-Object storage would implement the same operations (publish = a conditional put;
-markers = objects under a prefix); nothing above this module touches a path directly
-except repair and ``verify``, which list the directory to find what the catalog lacks.
+``eventlog.objectstore.ObjectPartStore`` implements the same operations on an
+S3-compatible bucket (publish = an object under a name that cannot collide; markers =
+objects under a prefix). Nothing above these two classes touches a file or an object
+directly: repair and ``verify`` list what the catalog lacks through them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from eventlog.parts import (
     fsync_dir,
     list_parts,
     publish_part,
+    read_part,
     remove_files,
     stage_part,
     temp_files,
@@ -59,6 +61,9 @@ def open_part(path: Path, meta: pq.FileMetaData | None = None) -> pq.ParquetFile
 class PartStore:
     """The parts directory of one lake: ``<lake>/events/``."""
 
+    local = True  # parts are files on this machine's filesystem (DuckDB reads them itself)
+    # every commit looks for a dead writer's markers (a listdir: cheap); see ``commit_markers``
+
     def __init__(self, events_dir: Path) -> None:
         self.events_dir = events_dir
         self.inflight_dir = events_dir / "_inflight"
@@ -78,7 +83,24 @@ class PartStore:
         name, first, last, date, size, sha = row
         return Part(first, last, date, self.events_dir / name, size, sha)
 
+    def describe(self) -> str:
+        """Where the parts are, for messages."""
+        return str(self.events_dir)
+
     # ---------------------------------------------------------------- publishing
+    def commit_markers(self) -> list[Path]:
+        """The markers a write transaction must see before it assigns positions.
+
+        A dead writer's uncommitted file would block the exclusive publish of the same
+        positions, so every local commit looks (one listdir).
+        """
+        return self.markers()
+
+    def remove_markers(self, markers: list[Path]) -> None:
+        """Delete markers (after repair)."""
+        for marker in markers:
+            marker.unlink(missing_ok=True)
+
     def markers(self) -> list[Path]:
         """The in-flight markers present now."""
         try:
@@ -130,8 +152,7 @@ class PartStore:
         """
         positions = table.column("position")
         self.mark_inflight((positions[0].as_py(), positions[-1].as_py()))
-        staged = stage_part(self.events_dir, date, table)
-        return self.publish_staged(staged)
+        return self.publish_staged(self.stage(date, table))
 
     def stage(self, date: str, table: pa.Table) -> StagedPart:
         """Write and fsync a part under a temp name (any thread; invisible to readers)."""
@@ -141,6 +162,10 @@ class PartStore:
         """Publish a staged part (its span must be marked in flight already)."""
         self.published = True
         return publish_part(staged)
+
+    def discard(self, staged: StagedPart) -> None:
+        """Drop a staged part that will not be published."""
+        staged.tmp.unlink(missing_ok=True)
 
     def finish(self, stale: list[Path], committed: bool) -> None:
         """After the transaction: drop the markers it handled.
@@ -168,6 +193,36 @@ class PartStore:
         """Delete files (repair only) and forget what was cached about them."""
         remove_files(paths)
         self._footers.clear()
+
+    def remove_names(self, names: list[str]) -> None:
+        """Delete parts by their catalog names (``date=.../<file>``; repair only)."""
+        self.remove([self.events_dir / name for name in names])
+
+    def size_of(self, part: Part) -> int | None:
+        """The size of a part's file in bytes, None when it is missing."""
+        try:
+            return part.path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def sha256_of(self, part: Part) -> str:
+        """The SHA-256 of a part's file."""
+        return file_sha256(part.path)
+
+    def age_s(self, part: Part) -> float:
+        """Seconds since a part's file was last written."""
+        import time
+
+        return time.time() - part.path.stat().st_mtime
+
+    def read_whole(self, part: Part, columns: list[str] | None = None) -> pa.Table:
+        """A whole part with the envelope schema (no catalog check: ``verify``, compaction)."""
+        return read_part(part, columns)
+
+    def read_checked(self, part: Part, columns: list[str] | None = None) -> pa.Table:
+        """A whole live part once its bytes match the catalog."""
+        self.check(part)
+        return read_part(part, columns)
 
     def forget_cached(self) -> None:
         """Drop cached footers (parts were replaced or removed)."""
@@ -203,7 +258,7 @@ class PartStore:
         cols = list(columns) if columns else list(COLUMNS)
         if "position" not in cols:
             cols = ["position", *cols]
-        pf = open_part(self.check(part))
+        pf = self._open_checked(part)
         groups = []
         offset = part.first
         for i in range(pf.metadata.num_row_groups):
@@ -274,10 +329,18 @@ class PartStore:
                     raise
         raise IntegrityError("parts kept disappearing while reading; is compaction looping?")
 
+    def _open_checked(self, part: Part) -> pq.ParquetFile:
+        """A live part for a sequential read, its bytes checked first."""
+        return open_part(self.check(part))
+
+    def _open_random(self, part: Part, meta: pq.FileMetaData | None = None) -> pq.ParquetFile:
+        """A part for reading a few row groups."""
+        return open_part(part.path, meta)
+
     def _take_rows(self, part: Part, positions: list[int]) -> pa.Table:
         meta = self._footers.get(part.path)
         if meta is None:
-            meta = open_part(part.path).metadata
+            meta = self._open_random(part).metadata
             if len(self._footers) > 4096:
                 self._footers.clear()
             self._footers[part.path] = meta
@@ -291,7 +354,7 @@ class PartStore:
             idx = p - part.first
             g = max(i for i, s in enumerate(starts) if s <= idx)
             wanted[g].append(idx - starts[g])
-        pf = open_part(part.path, meta)
+        pf = self._open_random(part, meta)
         tables = []
         try:
             for g, rows in sorted(wanted.items()):

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from eventlog.bulk import check_payloads, check_stream_ids
 from eventlog.errors import LedgerLakeError
-from eventlog.parts import Part, check_tiling, file_sha256, read_part
+from eventlog.parts import Part, check_tiling
 from eventlog.streamfiles import check_stream_file
 from eventlog.values import VerifyReport, tail_table
 
@@ -79,18 +79,18 @@ def verify_log(log: EventLog) -> VerifyReport:
 
 def _check_part(log: EventLog, part: Part, problems: list[str]) -> pa.Table | None:
     where = f"part {part.name} (positions {part.first}..{part.last})"
-    if not part.path.is_file():
+    size = log.store.size_of(part)
+    if size is None:
         problems.append(f"{where} is in the catalog but its file is missing")
         return None
-    size = part.path.stat().st_size
     if size != part.size:
         problems.append(f"{where} is {size} bytes; the catalog says {part.size}")
         return None
-    if file_sha256(part.path) != part.sha256:
+    if log.store.sha256_of(part) != part.sha256:
         problems.append(f"{where}: SHA-256 differs from the catalog; the file was changed")
         return None
     try:
-        table = read_part(part)
+        table = log.store.read_whole(part)
     except Exception as exc:  # any failure to decode is the finding
         problems.append(f"{where} is unreadable: {type(exc).__name__}: {exc}")
         return None

@@ -83,7 +83,9 @@ def warehouse_position(warehouse: WarehouseResource, name: str) -> int:
 
 def vector_position(vector_store: VectorStoreResource, name: str) -> int:
     """The checkpoint of the table a vector projection's alias points at (0: never built)."""
-    if not (vector_store.location() / "aliases.json").exists():
+    from projections.vector_location import vector_location
+
+    if not vector_location(vector_store.lake.root()).exists("aliases.json"):
         return 0
     store = vector_store.store(create=False)
     alias = store.alias(name)

@@ -69,11 +69,10 @@ def everything_behind(lake: Path, log: EventLog) -> list[Behind]:
         )
         for x in progress.lag(log)
     ]
-    store = (
-        vector_store.VectorStore(lake, create=False)
-        if vector_store.vectors_dir(lake).exists()
-        else None
-    )
+    try:
+        store: vector_store.VectorStore | None = vector_store.VectorStore(lake, create=False)
+    except vector_store.VectorStoreMissingError:
+        store = None
     for name, behind in vectors.vector_lag(log).items():
         alias = store.alias(name) if store is not None else None
         table = f"vectors/{alias.table} ({alias.model})" if alias else None

@@ -495,20 +495,48 @@ def register(app: typer.Typer) -> None:
         schema: Annotated[
             str, typer.Option(help="The PostgreSQL schema that holds this lake's tail.")
         ] = "ledgerlake",
+        parts: Annotated[
+            str | None,
+            typer.Option(
+                "--parts",
+                help="Keep the parts in object storage: s3://BUCKET/PREFIX (credentials from "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never stored). Default: <lake>/events.",
+            ),
+        ] = None,
+        parts_endpoint: Annotated[
+            str | None,
+            typer.Option(
+                "--parts-endpoint",
+                help="The S3 endpoint, http(s)://HOST[:PORT] (MinIO, R2...); default "
+                "AWS_ENDPOINT_URL, else AWS itself.",
+            ),
+        ] = None,
+        parts_region: Annotated[
+            str | None,
+            typer.Option("--parts-region", help="The bucket's region; default AWS_REGION."),
+        ] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Create a lake and its tail; with --tail, record the PostgreSQL URL in <lake>/lake.toml."""
+        """Create a lake and its tail; with --tail or --parts, record where in <lake>/lake.toml."""
         from eventlog.lake import init_lake
 
         lake = lake_of(ctx)
         with exit_codes():
-            init_lake(lake, tail=tail, schema=schema)
+            init_lake(
+                lake,
+                tail=tail,
+                schema=schema,
+                parts=parts,
+                parts_endpoint=parts_endpoint,
+                parts_region=parts_region,
+            )
             with open_existing(lake) as log:
                 where = log.tail.describe()
+                parts_at = log.store.describe()
         if json_out:
-            print_json({"lake": str(lake), "tail": where})
+            print_json({"lake": str(lake), "tail": where, "parts": parts_at})
         else:
-            _say(f"lake {lake} commits to {where}")
+            _say(f"lake {lake} commits to {where}; parts in {parts_at}")
 
     @app.command()
     def seal(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -47,8 +47,13 @@ def build_definitions(
     lake: str | dg.EnvVar = dg.EnvVar("LEDGERLAKE_HOME"),
     embedder_kind: str | dg.EnvVar = dg.EnvVar("LEDGERLAKE_EMBEDDER"),
     model_path: str | None = None,
+    executor: dg.ExecutorDefinition = dg.in_process_executor,
 ) -> dg.Definitions:
-    """Every asset, check, job, sensor and schedule with resources bound to ``lake``."""
+    """Every asset, check, job, sensor and schedule with resources bound to ``lake``.
+
+    ``executor``: in-process by default (one process per run, small machines);
+    ``pipelines.deployment`` gives the multiprocess one.
+    """
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
@@ -56,7 +61,7 @@ def build_definitions(
         sensors=[log_head_sensor, erasure_sensor],
         schedules=[compact_log_schedule],
         resources=resources_for(lake, embedder_kind, model_path),
-        executor=dg.in_process_executor,
+        executor=executor,
     )
 
 

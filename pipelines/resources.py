@@ -85,11 +85,12 @@ class VectorStoreResource(dg.ConfigurableResource):  # type: ignore[misc,type-ar
 
     lake: LakeResource
 
-    def location(self) -> Path:
-        """Where the LanceDB database lives."""
-        from projections.vector_store import vectors_dir
+    def location(self) -> Path | str:
+        """Where the LanceDB database lives (a directory, or an s3:// URI beside the parts)."""
+        from projections.vector_location import vector_location
 
-        return vectors_dir(self.lake.root())
+        location = vector_location(self.lake.root())
+        return Path(location.uri) if location.local else location.uri
 
     def store(self, *, create: bool = True) -> VectorStore:
         """The vector store with its aliases and checkpoints."""

@@ -1,4 +1,8 @@
-"""Jobs (catch_up, rebuild_all, compact_log), the log-head sensor and the compaction schedule."""
+"""Jobs (catch_up, rebuild_all, compact_log), the log-head sensor and the compaction schedule.
+
+The jobs take the executor of their Definitions (in-process in ``pipelines.definitions``,
+multiprocess in ``pipelines.deployment``).
+"""
 
 import dagster as dg
 
@@ -14,7 +18,6 @@ catch_up_job = dg.define_asset_job(
     selection=PROJECTIONS,
     description="Observe the log, apply the events after each checkpoint to every projection, "
     "export the training set, and run the checks.",
-    executor_def=dg.in_process_executor,
 )
 
 rebuild_all_job = dg.define_asset_job(
@@ -23,7 +26,6 @@ rebuild_all_job = dg.define_asset_job(
     description="Rebuild every projection blue-green from position 0: readers keep the old "
     "table until the new one is whole, then switch in one commit.",
     config={"ops": {name: {"config": {"rebuild": True}} for name in REBUILT}},
-    executor_def=dg.in_process_executor,
     tags={"ledgerlake/mode": "rebuild"},
 )
 

@@ -11,10 +11,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from projections.report import ProjectionReport
     from projections.plan import PROJECTIONS
     from projections.progress import Lag, lag
     from projections.projection import Projection
+    from projections.report import ProjectionReport
     from projections.runner import StaleProjectionError, catch_up, rebuild
     from projections.temporal import orders_as_of, state_as_of
     from projections.warehouse import (

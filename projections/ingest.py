@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -13,6 +14,7 @@ import pyarrow as pa
 from eventlog.errors import IntegrityError
 from eventlog.log import EventLog
 from projections.builds import OnCommit, rollback, sql_for
+from projections.parts_source import read_sealed
 from projections.projection import Projection
 from projections.warehouse import ADVANCE_CHECKPOINT
 
@@ -30,6 +32,7 @@ class Chunk:
     hi: int
     files: tuple[str, ...] = ()
     table: pa.Table | None = None
+    load: Callable[[], pa.Table] | None = None  # parts in object storage, read when staged
 
 
 def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[Chunk]:
@@ -45,10 +48,14 @@ def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[C
     stop = min(until, sealed)
     while lo < stop:
         hi = min(lo + batch_size, stop)
+        if not log.store.local:  # object storage: Arrow, read when staged
+            yield Chunk(lo, hi, load=partial(read_sealed, log, parts, lo, hi))
+            lo = hi
+            continue
         # each file's bytes are checked against the catalog before DuckDB reads it
         files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
         if log.shredder.encrypted(files):  # personal fields in the parts: read them decrypted
-            yield Chunk(lo, hi, table=pa.concat_tables(list(log.read(after=lo, until=hi))))
+            yield Chunk(lo, hi, load=partial(read_sealed, log, parts, lo, hi))
         else:
             yield Chunk(lo, hi, files=files)
         lo = hi
@@ -63,9 +70,10 @@ def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[C
 
 def stage(con: Any, chunk: Chunk) -> datetime | None:
     """Make the chunk's events the relation ``batch``; returns the recorded_at of its end."""
-    if chunk.table is not None:
-        con.register("batch", chunk.table)
-        return chunk.table.column("recorded_at")[chunk.table.num_rows - 1].as_py()  # type: ignore[no-any-return]
+    table = chunk.load() if chunk.load is not None else chunk.table
+    if table is not None:
+        con.register("batch", table)
+        return table.column("recorded_at")[table.num_rows - 1].as_py()  # type: ignore[no-any-return]
     rel = con.read_parquet(list(chunk.files), hive_partitioning=False).filter(
         f"position > {int(chunk.lo)} AND position <= {int(chunk.hi)}"
     )

@@ -4,7 +4,8 @@ Notebooks run with their own folder as the working directory, so the default is 
 against the repository root (the nearest folder above the working directory whose
 ``pyproject.toml`` names the ``ledgerlake`` project), not against the working directory.
 A missing lake, or one without the parts a notebook needs, raises ``LakeNotFoundError``
-whose message says how to build it.
+whose message says how to build it. ``scan_parts`` gives Polars the log's sealed parts,
+on a local disk or in object storage.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from eventlog.errors import InvalidInputError
 
@@ -28,7 +30,7 @@ HOW_TO_BUILD = (
 
 # What each part of the lake is and the paths that show it is there (any one of them).
 _PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "events": ("the event log", ("tail.sqlite", "events")),
+    "events": ("the event log", ("tail.sqlite", "events", "lake.toml")),
     "warehouse": ("the DuckDB warehouse", ("warehouse.duckdb",)),
     "vectors": ("the LanceDB vectors", ("vectors",)),
 }
@@ -93,3 +95,30 @@ def find_lake(
             f"The lake at {lake} (from {source}) has no {described}. {HOW_TO_BUILD}"
         )
     return lake
+
+
+def scan_parts(lake: Path) -> Any:
+    """A Polars LazyFrame over the log's sealed parts, as the catalog lists them now.
+
+    Parts in object storage are scanned where they are (``s3://...``, with the lake's
+    endpoint and the AWS credentials of this process); the tail's newest events are not
+    in it (``EventLog.read`` has them). ``ledgerlake verify`` checks the parts' bytes.
+    """
+    import polars as pl
+
+    from eventlog.objectstore import ObjectPartStore, polars_storage_options
+    from eventlog.orders.log import open_order_log
+
+    with open_order_log(lake, read_only=True) as log:
+        parts = log.parts()
+        store = log.store
+    if not parts:
+        from eventlog.envelope import ENVELOPE_SCHEMA
+
+        empty = pl.from_arrow(ENVELOPE_SCHEMA.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        return empty.lazy()
+    if isinstance(store, ObjectPartStore):
+        urls = [f"s3://{p.path}" for p in parts]
+        return pl.scan_parquet(urls, storage_options=polars_storage_options(store.conn))
+    return pl.scan_parquet([str(p.path) for p in parts])

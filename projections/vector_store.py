@@ -15,8 +15,6 @@ the orders those events touched whose text changed.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from eventlog.errors import IntegrityError, InvalidInputError
+from projections.vector_location import vector_location
 
 CODE_VERSION = "2"  # 2: "support agent Lars" (not "support:Lars"), "2 payments failed"
 EVENT_NARRATIVES = "event_narratives"
@@ -93,20 +92,6 @@ class Alias:
     model_path: str | None = None
 
 
-def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def sql_string(value: str) -> str:
     """A SQL string literal for a LanceDB filter: quotes doubled, control characters refused."""
     if any(ord(c) < 32 for c in value):
@@ -128,23 +113,24 @@ class VectorStore:
         """``keep_open``: cache open tables, each checking for new versions on every read."""
         import lancedb
 
-        self.dir = vectors_dir(lake)
-        if not create and not (self.dir / "aliases.json").exists():
+        self.loc = vector_location(lake)  # <lake>/vectors, or beside parts in object storage
+        self.dir: Path | str = Path(self.loc.uri) if self.loc.local else self.loc.uri
+        if not create and not self.loc.exists("aliases.json"):
             raise VectorStoreMissingError(f"no vector store at {self.dir}; {BUILD_HINT}")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.loc.prepare()
+        options = self.loc.storage_options  # None for a local directory
         if keep_open:
-            self.db = lancedb.connect(str(self.dir), read_consistency_interval=timedelta(0))
+            self.db = lancedb.connect(
+                str(self.dir), read_consistency_interval=timedelta(0), storage_options=options
+            )
         else:
-            self.db = lancedb.connect(str(self.dir))
+            self.db = lancedb.connect(str(self.dir), storage_options=options)
         self._open: dict[str, Any] | None = {} if keep_open else None
 
     # ---------------------------------------------------------------- aliases
     def aliases(self) -> dict[str, Alias]:
         """Every projection name's current alias."""
-        path = self.dir / "aliases.json"
-        if not path.exists():
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = self.loc.read_json("aliases.json") or {}
         return {name: Alias(**value) for name, value in data.items()}
 
     def alias(self, name: str) -> Alias | None:
@@ -162,15 +148,14 @@ class VectorStore:
         """Point a projection name at a physical table (atomic rename of aliases.json)."""
         data = {n: asdict(a) for n, a in self.aliases().items()}
         data[alias.name] = asdict(alias)
-        _write_json_atomic(self.dir / "aliases.json", data)
+        self.loc.write_json("aliases.json", data)
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint(self, table: str) -> tuple[int, str | None]:
         """(position, recorded_at ISO) last applied to a physical table; (0, None) if none."""
-        path = self.dir / f"checkpoint.{table}.json"
-        if not path.exists():
+        data = self.loc.read_json(f"checkpoint.{table}.json")
+        if data is None:
             return 0, None
-        data = json.loads(path.read_text(encoding="utf-8"))
         return int(data["position"]), data.get("recorded_at")
 
     def set_checkpoint(self, table: str, position: int, recorded_at: datetime | None) -> None:
@@ -180,7 +165,7 @@ class VectorStore:
             "recorded_at": recorded_at.isoformat() if recorded_at else None,
             "code_version": CODE_VERSION,
         }
-        _write_json_atomic(self.dir / f"checkpoint.{table}.json", value)
+        self.loc.write_json(f"checkpoint.{table}.json", value)
 
     # ---------------------------------------------------------------- tables
     def table_names(self) -> list[str]:
@@ -217,7 +202,7 @@ class VectorStore:
         """Drop a physical table and its checkpoint."""
         if name in self.table_names():
             self.db.drop_table(name)
-        (self.dir / f"checkpoint.{name}.json").unlink(missing_ok=True)
+        self.loc.remove(f"checkpoint.{name}.json")
 
 
 def ensure_indexes(tbl: Any, *, index_threshold: int = INDEX_THRESHOLD) -> list[str]:

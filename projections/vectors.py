@@ -18,6 +18,7 @@ from eventlog.orders.log import LogSource, reading
 from projections.embeddings import Embedder, model_slug
 from projections.report import ProjectionReport
 from projections.vector_fill import catch_up_events, catch_up_stories
+from projections.vector_location import vector_location
 from projections.vector_store import (
     CHUNK_EVENTS,
     CODE_VERSION,
@@ -27,7 +28,6 @@ from projections.vector_store import (
     Alias,
     VectorStore,
     ensure_indexes,
-    vectors_dir,
 )
 
 
@@ -185,7 +185,7 @@ def vector_lag(source: LogSource, store: VectorStore | None = None) -> dict[str,
     with reading(source) as log:
         head = log.head()
         if store is None:
-            if not (vectors_dir(log.root) / "aliases.json").exists():
+            if not vector_location(log.root).exists("aliases.json"):
                 return dict.fromkeys(PROJECTIONS, head)
             store = VectorStore(log.root, create=False)
         out = {}

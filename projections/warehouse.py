@@ -122,7 +122,9 @@ def connect(
     path = warehouse_path(lake)
     if read_only and not path.exists():
         root = path.parent
-        if not (root / "tail.sqlite").exists() and not (root / "events").exists():
+        from eventlog.lake import has_tail  # only here: ``sql`` on a lake imports no Arrow
+
+        if not has_tail(root) and not (root / "events").exists():
             raise LakeNotFoundError(
                 f"no lake at {root}; create one with 'ledgerlake generate' or 'ledgerlake append'"
             )
@@ -186,32 +188,21 @@ FROM events_tail
 def create_events_view(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     """Create (or refresh) the temporary view ``events``: the whole log, parts and tail.
 
-    A snapshot taken now: the tail rows are copied in as Arrow, the parts are read when
-    a query runs (a compaction after this call needs a refresh). Call again to see
-    newer events.
+    A snapshot taken now: the tail rows are copied in as Arrow, local parts are read when
+    a query runs (a compaction after this call needs a refresh), parts in object storage
+    now (``projections.parts_source``). Call again to see newer events.
     """
     import pyarrow as pa
 
-    from eventlog.values import empty_envelope
+    from projections.parts_source import register_parts
 
     with log.snapshot():
         sealed = log.sealed_head()
-        parts = [str(p) for p in log.live_parts(check=True)]
+        parts = log.parts()
         tail = log.read_all(after=sealed)
     con.register("events_tail", _plain_strings(tail))
     con.register("events_sealed", pa.table({"sealed": pa.array([sealed], pa.int64())}))
-    if parts and log.shredder.encrypted(parts):
-        # personal fields are encrypted in the parts: read them decrypted (as erased once
-        # their customer is forgotten) rather than straight from Parquet
-        sealed_rows = pa.concat_tables(
-            [_plain_strings(t) for t in log.read(until=sealed)]
-            or [_plain_strings(empty_envelope())]
-        )
-        con.register("events_parts", sealed_rows)
-    elif parts:
-        con.register("events_parts", con.read_parquet(parts, hive_partitioning=False))
-    else:
-        con.register("events_parts", _plain_strings(empty_envelope()))
+    register_parts(con, log, "events_parts", parts)  # local files, or Arrow from the bucket
     con.execute(EVENTS_VIEW)
 
 

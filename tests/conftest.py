@@ -49,3 +49,16 @@ def postgres() -> Iterator[object]:
         pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[object]:
+    """A throwaway S3-compatible server (moto) for the whole session; fails (never skips)."""
+    from tests.support.s3 import start_s3, stop_s3
+
+    try:
+        server = start_s3()
+    except Exception as exc:
+        pytest.fail(f"cannot start the test S3 server: {exc}", pytrace=False)
+    yield server
+    stop_s3(server)

@@ -20,7 +20,7 @@ import pytest
 from eventlog.log import EventLog
 from eventlog.orders.log import open_order_log
 from eventlog.parts import list_parts, temp_files
-from tests.support.backends import BACKENDS
+from tests.support.backends import FILE_BACKENDS as BACKENDS
 from tests.support.logs import CRASH_POINTS, writer_command
 
 KILLS = 25
