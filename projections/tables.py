@@ -10,6 +10,7 @@ per-customer rollups are in ``projections.rollups``.
 
 from __future__ import annotations
 
+from projections.order_state import STATE_SELECT, state_column_ddl
 from projections.projection import (
     DELETE_TOUCHED_ORDERS,
     SOURCE_ALL,
@@ -21,33 +22,15 @@ from projections.projection import (
 
 # --- analytics.orders ----------------------------------------------------------------------
 
-# The order-state columns of DESIGN.md, shared by analytics.orders and temporal.order_states.
-ORDER_STATE_COLUMNS = """
-    customer_id VARCHAR NOT NULL,
-    currency VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,
-    item_count BIGINT NOT NULL,
-    subtotal_cents BIGINT NOT NULL,
-    discount_cents BIGINT NOT NULL,
-    total_cents BIGINT NOT NULL,
-    authorized_cents BIGINT NOT NULL,
-    captured_cents BIGINT NOT NULL,
-    refunded_cents BIGINT NOT NULL,
-    payment_failures BIGINT NOT NULL,
-    shipping_city VARCHAR,
-    shipping_country VARCHAR,
-    carrier VARCHAR,
-    note_count BIGINT NOT NULL,
-    version BIGINT NOT NULL,
-    last_event_type VARCHAR NOT NULL,
-"""
+# The order-state columns (projections.order_state), shared with temporal.order_states.
+ORDER_STATE_COLUMNS = state_column_ddl()
 
 ORDERS_DDL = (
     """
 CREATE TABLE @TABLE@ (
     order_id VARCHAR NOT NULL,
 """
-    + ORDER_STATE_COLUMNS.lstrip("\n")
+    + ORDER_STATE_COLUMNS
     + """    customer_name VARCHAR NOT NULL,
     customer_email VARCHAR NOT NULL,
     channel VARCHAR NOT NULL,
@@ -66,15 +49,13 @@ CREATE TABLE @TABLE@ (
 
 ORDERS_SELECT = """
 SELECT
-    order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
-    total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
-    shipping_city, shipping_country, carrier, note_count, version, last_event_type,
+    @STATE@,
     customer_name, customer_email, channel, tracking_number,
     created_at, paid_at, shipped_at, delivered_at, cancelled_at,
     valid_from AS last_occurred_at, last_recorded_at, last_position
 FROM states
 WHERE is_last
-"""
+""".replace("@STATE@", STATE_SELECT)
 
 
 ORDERS = Projection(

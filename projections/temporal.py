@@ -23,18 +23,10 @@ import duckdb
 from eventlog.envelope import parse_time, utc, validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.log import EventLog
-from eventlog.orders.decider import PUBLIC_FIELDS
+from projections.order_state import STATE_FIELDS, STATE_SELECT, STATE_SELECT_AFTER_ID
 from projections.projection import DELETE_TOUCHED_ORDERS, Projection, fold_query, insert_into
 from projections.tables import ORDER_STATE_COLUMNS
 from projections.warehouse import connect
-
-# The public fields of DESIGN.md's order state, in eventlog.orders.decider.PUBLIC_FIELDS order.
-STATE_COLUMNS = (
-    "order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents, "
-    "total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures, "
-    "shipping_city, shipping_country, carrier, note_count, version, last_event_type"
-)
-assert STATE_COLUMNS.split(", ") == list(PUBLIC_FIELDS), "order state fields changed"
 
 ORDER_STATES_DDL = (
     """
@@ -43,7 +35,7 @@ CREATE TABLE @TABLE@ (
     valid_from TIMESTAMPTZ NOT NULL,
     valid_to TIMESTAMPTZ,
 """
-    + ORDER_STATE_COLUMNS.lstrip("\n")
+    + ORDER_STATE_COLUMNS
     + """    recorded_at TIMESTAMPTZ NOT NULL,
     position BIGINT NOT NULL
 )
@@ -51,12 +43,9 @@ CREATE TABLE @TABLE@ (
 )
 
 ORDER_STATES_SELECT = """
-SELECT order_id, valid_from, valid_to, customer_id, currency, status, item_count,
-    subtotal_cents, discount_cents, total_cents, authorized_cents, captured_cents,
-    refunded_cents, payment_failures, shipping_city, shipping_country, carrier, note_count,
-    version, last_event_type, recorded_at, position
+SELECT order_id, valid_from, valid_to, @STATE_AFTER_ID@, recorded_at, position
 FROM states
-"""
+""".replace("@STATE_AFTER_ID@", STATE_SELECT_AFTER_ID)
 
 ORDER_STATES = Projection(
     name="order_states",
@@ -73,44 +62,34 @@ ORDER_STATES = Projection(
 # Every order's state at a valid time (as known now), and at a valid time as known at K.
 _AS_OF_KNOWN_BODY = fold_query(
     "SELECT * FROM analytics.order_events WHERE occurred_at <= as_of AND recorded_at <= known_at",
-    """
-    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
-        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
-        shipping_city, shipping_country, carrier, note_count, version, last_event_type,
-        valid_from
-    FROM states WHERE valid_to IS NULL
-    """,
+    (
+        "SELECT @STATE@, valid_from FROM states WHERE valid_to IS NULL".replace(
+            "@STATE@", STATE_SELECT
+        )
+    ),
 )
-AS_OF_MACROS = """
+AS_OF_MACROS = (
+    """
 CREATE OR REPLACE MACRO temporal.orders_as_of(as_of) AS TABLE
-    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
-        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
-        shipping_city, shipping_country, carrier, note_count, version, last_event_type,
-        valid_from
+    SELECT @STATE@, valid_from
     FROM temporal.order_states
     WHERE valid_from <= as_of AND (valid_to IS NULL OR valid_to > as_of),
 (as_of, known_at) AS TABLE
 @KNOWN_BODY@
-""".replace("@KNOWN_BODY@", _AS_OF_KNOWN_BODY)
+""".replace("@STATE@", STATE_SELECT)
+).replace("@KNOWN_BODY@", _AS_OF_KNOWN_BODY)
 
 STATE_AS_OF_KNOWN = fold_query(
     "SELECT * FROM analytics.order_events WHERE order_id = $order_id "
     "AND occurred_at <= $as_of AND recorded_at <= $known_at",
-    """
-    SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
-        total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
-        shipping_city, shipping_country, carrier, note_count, version, last_event_type
-    FROM states WHERE valid_to IS NULL
-    """,
+    ("SELECT @STATE@ FROM states WHERE valid_to IS NULL".replace("@STATE@", STATE_SELECT)),
 )
 
 STATE_AS_OF = """
-SELECT order_id, customer_id, currency, status, item_count, subtotal_cents, discount_cents,
-    total_cents, authorized_cents, captured_cents, refunded_cents, payment_failures,
-    shipping_city, shipping_country, carrier, note_count, version, last_event_type
+SELECT @STATE@
 FROM temporal.order_states
 WHERE order_id = $order_id AND valid_from <= $as_of AND (valid_to IS NULL OR valid_to > $as_of)
-"""
+""".replace("@STATE@", STATE_SELECT)
 
 ORDERS_AS_OF = "SELECT * FROM temporal.orders_as_of($as_of) ORDER BY order_id"
 ORDERS_AS_OF_KNOWN = "SELECT * FROM temporal.orders_as_of($as_of, $known_at) ORDER BY order_id"
@@ -174,7 +153,7 @@ def state_as_of(
     # fetchall, not fetchone: a half-read result would block the caller's next query.
     if not rows:
         return None
-    return dict(zip(PUBLIC_FIELDS, rows[0], strict=True))
+    return dict(zip(STATE_FIELDS, rows[0], strict=True))
 
 
 def orders_as_of(
