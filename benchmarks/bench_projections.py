@@ -1,14 +1,14 @@
 """DuckDB projections beside their references, measured in the same run.
 
-* full rebuild events/s of the ``orders`` read model (``order_events`` + ``orders``) and of
-  every projection, on 1M events (200k with ``--quick``; 10M with
-  ``--projection-events 10000000``), beside DuckDB's raw scan of the same parts (the
-  limit: reading the columns and parsing the payload JSON, nothing else), DuckDB storing
-  the same typed rows in a fresh file (the floor of keeping them), and the
-  ``eventsourcing`` 9.5 library rebuilding the same read model (orders' current state) in
-  Python from its own store;
+* rebuild of ``orders`` from an empty warehouse (``order_events`` + ``orders``) and of the
+  whole warehouse (all 7 projections), on 1M events (200k with ``--quick``; 10M with
+  ``--projection-events 10000000``), beside a plain DuckDB SQL fold of the same Parquet
+  parts into an orders table (aggregates per order, stored in a fresh file: the limit
+  of reading the log and folding it); DuckDB storing every event as a typed row
+  (``CREATE TABLE AS``) for scale, and the ``eventsourcing`` 9.5 library rebuilding the
+  same read model (orders' current state) in Python from its own store;
 * incremental catch-up of 10k new events (new orders) on top of the big log, as a fraction of the
-  full rebuild (it must scale with the new events, not with the log);
+  whole-warehouse rebuild (it must scale with the new events, not with the log);
 * ``state_as_of`` p50/p99 on random orders and times; ``orders_as_of`` over all orders.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from eventlog.log import EventLog
 from eventlog.orders.log import open_order_log
 from projections.runner import catch_up, rebuild
 from projections.temporal import orders_as_of, state_as_of
-from projections.warehouse import connect
+from projections.warehouse import connect, warehouse_path
 
 AREA = "projections"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,6 +152,61 @@ def _duckdb_floor(files: list[str], workdir: Path) -> float:
     return seconds
 
 
+SQL_FOLD = """
+CREATE TABLE ref_orders AS
+SELECT
+    stream_id AS order_id,
+    count(*) AS version,
+    arg_max(event_type::VARCHAR, (occurred_at, version)) AS last_event_type,
+    max(position) AS last_position,
+    max(occurred_at) AS last_occurred_at,
+    max(recorded_at) AS last_recorded_at,
+    min(occurred_at) FILTER (WHERE event_type = 'OrderCreated') AS created_at,
+    any_value(json_extract_string(payload, '$.customer_id'))
+        FILTER (WHERE event_type = 'OrderCreated') AS customer_id,
+    any_value(json_extract_string(payload, '$.currency'))
+        FILTER (WHERE event_type = 'OrderCreated') AS currency,
+    sum(json_extract(payload, '$.quantity')::BIGINT)
+        FILTER (WHERE event_type = 'ItemAdded') AS item_count,
+    sum(json_extract(payload, '$.quantity')::BIGINT
+        * json_extract(payload, '$.unit_price_cents')::BIGINT)
+        FILTER (WHERE event_type = 'ItemAdded') AS subtotal_cents,
+    sum(json_extract(payload, '$.amount_cents')::BIGINT)
+        FILTER (WHERE event_type = 'PaymentCaptured') AS captured_cents,
+    sum(json_extract(payload, '$.amount_cents')::BIGINT)
+        FILTER (WHERE event_type = 'RefundIssued') AS refunded_cents
+FROM read_parquet($files)
+GROUP BY stream_id
+"""
+
+
+def _sql_fold(files: list[str], workdir: Path) -> float:
+    """Seconds a plain DuckDB SQL fold of the parts takes into an orders table (aggregates
+    per order, stored in a fresh database file): the reference a rebuild is judged by."""
+    path = workdir / "fold.duckdb"
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    start = time.perf_counter()
+    con.execute(SQL_FOLD, {"files": files})
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - start
+    con.close()
+    path.unlink()
+    return seconds
+
+
+def _timed_rebuild(log: EventLog, names: list[str] | None) -> float:
+    """Seconds ``rebuild(names)`` takes from an empty warehouse (file and copies removed)."""
+    target = warehouse_path(log)
+    for leftover in (target, Path(f"{target}.wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(f"{target}.parts", ignore_errors=True)
+    start = time.perf_counter()
+    rebuild(log, None, names)
+    return time.perf_counter() - start
+
+
 def _peer_rebuild(log: EventLog, workdir: Path) -> tuple[float, int]:
     """eventsourcing 9.5: store the same events, then rebuild orders' state in Python."""
     from eventsourcing.persistence import StoredEvent
@@ -224,41 +280,39 @@ def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
     con.close()
 
     floor_s = _duckdb_floor(files, workdir)
-    start = time.perf_counter()
-    catch_up(log, None, ["order_events"])
-    events_s = time.perf_counter() - start
-    catch_up(log, None, ["orders"])
-    orders_s = time.perf_counter() - start
+    fold_s = min(_sql_fold(files, workdir) for _ in range(2))
+    # ours from an empty warehouse each time: the copied parts, order_events, the fold
+    orders_s = min(_timed_rebuild(log, ["orders"]) for _ in range(2))
+    all_s = _timed_rebuild(log, None)
     results.append(
         Result(
             AREA,
-            f"order_events rebuild (typed rows into the warehouse), {head:,} events",
-            head / events_s,
-            "events/s",
-            "DuckDB CREATE TABLE AS of the same typed rows (floor)",
-            head / floor_s,
-        )
-    )
-    results.append(
-        Result(
-            AREA,
-            f"full rebuild orders read model, {head:,} events",
+            f"rebuild orders from an empty warehouse (order_events + orders), {head:,} events",
             head / orders_s,
             "events/s",
-            "DuckDB raw scan + JSON parse of the parts",
-            head / raw_s,
-            ">= 500k events/s",
-            head / orders_s >= 500_000,
+            "plain DuckDB SQL fold of the same parts into an orders table",
+            head / fold_s,
+            ">= 0.5x the SQL fold",
+            orders_s <= 2 * fold_s,
         )
     )
-    start = time.perf_counter()
-    catch_up(log)
-    rest_s = time.perf_counter() - start
     results.append(
         Result(
             AREA,
-            "full rebuild, all 7 projections",
-            head / (orders_s + rest_s),
+            f"rebuild the whole warehouse (all 7 projections), {head:,} events",
+            head / all_s,
+            "events/s",
+            "plain DuckDB SQL fold of the same parts into an orders table",
+            head / fold_s,
+            ">= 0.3x the SQL fold",
+            all_s * 0.3 <= fold_s,
+        )
+    )
+    results.append(
+        Result(
+            AREA,
+            "typed order_events rows stored by DuckDB alone (CREATE TABLE AS, for scale)",
+            head / floor_s,
             "events/s",
             "DuckDB raw scan + JSON parse of the parts",
             head / raw_s,
@@ -268,7 +322,7 @@ def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
     rebuild(log, None, ["orders"])
     blue_green_s = time.perf_counter() - start
     results.append(
-        Result(AREA, "blue-green rebuild of orders (from order_events)", blue_green_s, "s")
+        Result(AREA, "blue-green rebuild of orders (order_events current)", blue_green_s, "s")
     )
 
     peer_s, peer_n = _peer_rebuild(log, workdir)
@@ -278,7 +332,7 @@ def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
             "eventsourcing 9.5 rebuild of orders state (Python fold)",
             peer_n / peer_s,
             "events/s",
-            "ours: orders read model",
+            "ours: orders from an empty warehouse",
             head / orders_s,
         )
     )
@@ -288,7 +342,7 @@ def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
     start = time.perf_counter()
     catch_up(extra)
     inc_s = time.perf_counter() - start
-    full_all = orders_s + rest_s
+    full_all = all_s
     results.append(
         Result(
             AREA,

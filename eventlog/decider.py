@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from eventlog.envelope import RecordedEvent
 from eventlog.errors import LedgerLakeError
 
 if TYPE_CHECKING:
+    from eventlog.envelope import RecordedEvent
     from eventlog.values import AppendResult
 
 C = TypeVar("C")

@@ -25,7 +25,7 @@ def cli_time(text: str, option: str) -> datetime:
         value = datetime(day.year, day.month, day.day, tzinfo=UTC)
         note(f"{option} {stripped} is read as {value.isoformat()} (the start of that day in UTC)")
         return value
-    from eventlog.envelope import parse_time  # pyarrow: only when a time is parsed
+    from eventlog.validate import parse_time
 
     try:
         return parse_time(stripped)

@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """An order's state as of a time, optionally as it was known at another time."""
-        from eventlog.envelope import validate_stream_id
+        from eventlog.validate import validate_stream_id
         from pipelines.cli_state import print_state, validity_window, window_json
         from projections.temporal import state_as_of
         from projections.warehouse import connect

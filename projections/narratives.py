@@ -12,9 +12,8 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
-from eventlog.envelope import RecordedEvent
 from eventlog.orders.decider import OrderState, evolve
 from eventlog.orders.events import (
     CustomerNoteAdded,
@@ -32,6 +31,9 @@ from eventlog.orders.events import (
     RefundIssued,
     ShippingAddressUpdated,
 )
+
+if TYPE_CHECKING:
+    from eventlog.envelope import RecordedEvent
 
 STORY_MAX_WORDS = 180
 """all-MiniLM-L6-v2 reads 256 word pieces; 180 words stay inside it for typical text."""

@@ -16,17 +16,19 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from eventlog.envelope import parse_time, utc, validate_stream_id
 from eventlog.errors import InvalidInputError
-from eventlog.log import EventLog
+from eventlog.validate import parse_time, utc, validate_stream_id
 from projections.order_state import STATE_FIELDS, STATE_SELECT, STATE_SELECT_AFTER_ID
 from projections.projection import DELETE_TOUCHED_ORDERS, Projection, fold_query, insert_into
 from projections.tables import ORDER_STATE_COLUMNS
 from projections.warehouse import connect
+
+if TYPE_CHECKING:
+    from eventlog.log import EventLog
 
 ORDER_STATES_DDL = (
     """

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
-from eventlog.envelope import parse_time, utc, validate_stream_id
+from eventlog.validate import parse_time, utc, validate_stream_id
 from eventlog.errors import InvalidInputError
 from eventlog.orders.errors import InvalidCommandError
 
