@@ -33,6 +33,7 @@ from eventlog.bulk import (
 )
 from eventlog.codec import dumps
 from eventlog.commit import check_version, result_for
+from eventlog.encrypt import encrypt_batch
 from eventlog.envelope import (
     COLUMNS,
     ExpectedVersion,
@@ -70,9 +71,17 @@ def append_batch(
     with ThreadPoolExecutor(max_workers=2 + min(parts, os.cpu_count() or 1)) as pool:
         checking = pool.submit(_check_batch_payloads, log, table)
         new_ids = None if "event_id" in table.column_names else pool.submit(uuid4_array, n)
-        result = _append_batch_locked(
-            log, pool, checking, new_ids, table, codes, uniques, expected_versions, command_id
-        )
+        if log.shredder.enabled:  # while the payloads are checked on the second thread
+            # personal fields are bound to their event ids: the ids are made first
+            ids = table.column("event_id") if new_ids is None else new_ids.result()
+            table = encrypt_batch(log, table, ids)
+        try:
+            result = _append_batch_locked(
+                log, pool, checking, new_ids, table, codes, uniques, expected_versions, command_id
+            )
+        except BaseException:
+            log.shredder.drop_pending()
+            raise
     return result
 
 
@@ -174,6 +183,7 @@ def _append_batch_locked(
         log.tail.set_metas(
             {"sealed_head": head + n, "head": head + n, "last_recorded_at": recorded}
         )
+        log.shredder.bind_pending()
         if command_id:
             log.tail.insert_commands([(command_id, uniques[0].as_py(), head + 1, head + n)])
     log.heads.set_stale(merging.result())

@@ -36,6 +36,28 @@ INT64 = Bounds(-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True, slots=True)
+class Personal:
+    """Marks a string payload field as personal data: ``Annotated[str, PERSONAL]``.
+
+    The log encrypts it at append with the key of the stream's data subject (see
+    ``eventlog.shred``); forgetting the subject destroys that key.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Marks the payload field that names the data subject: ``Annotated[str, SUBJECT]``.
+
+    The first event of a stream that carries it binds the stream to that subject; the
+    stream's personal fields are encrypted with the subject's key from then on.
+    """
+
+
+PERSONAL = Personal()
+SUBJECT = Subject()
+
+
+@dataclass(frozen=True, slots=True)
 class EventSpec:
     """What the registry knows about one event type."""
 
@@ -46,6 +68,8 @@ class EventSpec:
     fields: Mapping[str, Any]
     upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
     bounds: Mapping[str, Bounds] = field(default_factory=dict)
+    personal: tuple[str, ...] = ()
+    subject: str | None = None
 
 
 def check_bounds(spec: EventSpec, payload: Mapping[str, Any]) -> None:
@@ -141,6 +165,8 @@ class EventRegistry:
         hints = typing.get_type_hints(cls, include_extras=True)
         fields: dict[str, Any] = {}
         bounds: dict[str, Bounds] = {}
+        personal: list[str] = []
+        subject: str | None = None
         for f in dataclasses.fields(cls):
             hint = hints[f.name]
             if typing.get_origin(hint) is Annotated:
@@ -148,6 +174,12 @@ class EventRegistry:
                 found = [e for e in extras if isinstance(e, Bounds)]
                 if found:
                     bounds[f.name] = found[0]
+                if any(isinstance(e, Personal) for e in extras):
+                    if base is not str:
+                        raise TypeError(f"{cls.__name__}.{f.name}: only str fields can be Personal")
+                    personal.append(f.name)
+                if any(isinstance(e, Subject) for e in extras):
+                    subject = f.name
                 hint = base
             fields[f.name] = hint
             plain = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
@@ -161,11 +193,18 @@ class EventRegistry:
             fields,
             dict(upcasters or {}),
             bounds,
+            tuple(personal),
+            subject,
         )
         return EventRegistry([*self._specs.values(), spec])
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._specs
+
+    @property
+    def personal_fields(self) -> frozenset[str]:
+        """The names of every field declared Personal in any registered type."""
+        return frozenset(n for s in self._specs.values() for n in s.personal)
 
     @property
     def event_types(self) -> list[str]:

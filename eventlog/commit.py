@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from eventlog.codec import check_depth, dumps
+from eventlog.encrypt import encrypt_requests
 from eventlog.envelope import (
     ANY,
     NO_STREAM,
@@ -281,6 +282,21 @@ def append_many(
     total = sum(len(rows) for rows in prepared)
     if total == 0:
         raise InvalidInputError("nothing to append: every request has an empty event list")
+    encrypt_requests(log, [req.stream_id for req in requests], prepared)
+    try:
+        return _append_locked(log, requests, prepared, total, remember)
+    except BaseException:
+        log.shredder.drop_pending()  # bindings not written: look them up again next time
+        raise
+
+
+def _append_locked(
+    log: EventLog,
+    requests: Sequence[AppendRequest],
+    prepared: list[list[Row]],
+    total: int,
+    remember: bool,
+) -> list[AppendResult]:
     tail = log.tail
     with log._write():
         results: list[AppendResult | None] = [None] * len(requests)
@@ -390,12 +406,21 @@ def append_many(
             head_row[1] = res.last_version
             if req.state is not None:
                 head_row[2], head_row[3] = req.state, res.last_version
+        shredder = log.shredder
         tail.upsert_streams(
             [
-                (sid, stype, version, dumps(state) if state is not None else None, state_version)
+                (
+                    sid,
+                    stype,
+                    version,
+                    dumps(shredder.seal_state(sid, state)) if state is not None else None,
+                    state_version,
+                )
                 for sid, (stype, version, state, state_version) in heads.items()
             ]
         )
+        if shredder.enabled:
+            shredder.bind_pending()
         commands = []
         for i in todo:
             req, res = requests[i], results[i]

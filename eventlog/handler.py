@@ -63,7 +63,7 @@ class CommandHandler(Generic[C, S]):
         if text is None:
             state, state_version = decider.initial(stream_id), 0
         else:
-            state = decider.state_from_json(json.loads(text))
+            state = decider.state_from_json(log.shredder.open_state(stream_id, json.loads(text)))
         if version > state_version:
             table = log.read_stream(stream_id, after_version=state_version)
             for rec in records_from_batch(table):

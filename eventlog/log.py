@@ -43,6 +43,7 @@ from eventlog.heads import LaggingHeads
 from eventlog.lake import default_lake, has_tail, open_parts, open_tail, read_config
 from eventlog.maintenance import Maintenance
 from eventlog.parts import Part
+from eventlog.shred import open_shredder
 from eventlog.storage import PartStore
 from eventlog.streamfiles import StreamFiles
 from eventlog.tails import Tail, TailRow
@@ -135,6 +136,7 @@ class EventLog:
                 self.tail.close()
                 raise StorageError(f"cannot create {self.store.describe()}: {exc}") from None
         self.heads = LaggingHeads(self.tail, self._read_locked, self._write, bulk_heads_lag)
+        self.shredder = open_shredder(registry, self.tail, read_only=read_only)
         self.maintenance = Maintenance(self)
         try:
             if check:
@@ -288,7 +290,8 @@ class EventLog:
         import json
 
         version, state, state_version = self.stream_state_text(stream_id)
-        return version, (json.loads(state) if state else None), state_version
+        opened = self.shredder.open_state(stream_id, json.loads(state)) if state else None
+        return version, opened, state_version
 
     def stream_state_text(self, stream_id: str) -> tuple[int, str | None, int]:
         """``stream_state`` with the state as its stored JSON text (not decoded)."""

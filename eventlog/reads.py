@@ -47,15 +47,20 @@ def read(
         tail_part = (
             tail_table(log.tail.tail_rows(max(after, sealed), stop)) if stop > sealed else None
         )
+        decrypting = log.shredder.enabled
     wanted = sorted(set(event_types)) if event_types else None
     read_cols = columns
     if columns and wanted is not None and "event_type" not in columns:
         read_cols = [*columns, "event_type"]
+    shredder = log.shredder
+    if read_cols and "payload" in read_cols and decrypting:  # decryption needs both
+        wanted_cols = ("stream_id", "event_id", "event_type")
+        read_cols = [*read_cols, *(c for c in wanted_cols if c not in read_cols)]
     for table in log.store.read_parts(log._live_parts, after, min(stop, sealed), read_cols):
-        yield _filter_types(table, wanted, columns)
+        yield _filter_types(shredder.decrypt_table(table) if decrypting else table, wanted, columns)
     if tail_part is not None:
         t = tail_part.select(read_cols) if read_cols else tail_part
-        yield _filter_types(t, wanted, columns)
+        yield _filter_types(shredder.decrypt_table(t) if decrypting else t, wanted, columns)
 
 
 def read_stream(log: EventLog, stream_id: str, *, after_version: int = 0) -> pa.Table:
@@ -106,6 +111,7 @@ def table_at(log: EventLog, positions: list[int], stream_id: str | None = None) 
     if rows or not tables:
         tables.append(tail_table(rows))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    table = log.shredder.decrypt_table(table)
     if stream_id is not None and len(tables) == 1:
         return table  # one stream from one place: in position order already
     return table.take(pc.sort_indices(table, [("position", "ascending")]))
@@ -150,7 +156,13 @@ def events_at(log: EventLog, positions: Sequence[int]) -> list[RecordedEvent]:
             # only tail rows: build the records straight from the tail (the handle path)
             keep = set(wanted)
             rows = log.tail.tail_rows_between(wanted[0], wanted[-1])
-            return [record_from_row(r) for r in rows if r[0] in keep]
+            records = [record_from_row(r) for r in rows if r[0] in keep]
+            if log.shredder.enabled:
+                for rec in records:
+                    log.shredder.decrypt_payload(
+                        rec.event_type, rec.stream_id, rec.event_id, rec.payload
+                    )
+            return records
     return records_from_batch(table_at(log, wanted))
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from eventlog.orders.events import REGISTRY
 from pipelines.instance import VECTOR_POOL, WAREHOUSE_POOL
 from pipelines.resources import EmbedderResource, LakeResource, WarehouseResource
 from projections import plan, runner, training, vector_store, vectors
@@ -86,6 +87,16 @@ def preview_markdown(table: pa.Table) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+PERSONAL_COLUMNS = REGISTRY.personal_fields | {"text", "story"}
+"""Columns a preview never shows: personal fields and the texts rendered from them. Dagster
+keeps every materialization's metadata in its run storage, out of reach of erasure."""
+
+
+def without_personal(table: pa.Table) -> pa.Table:
+    """A preview table without its personal columns (see PERSONAL_COLUMNS)."""
+    return table.drop_columns([c for c in table.column_names if c in PERSONAL_COLUMNS])
+
+
 def column_schema(schema: pa.Schema) -> dict[str, Any]:
     """Dagster's table-schema metadata (the asset page's Columns) for an Arrow schema."""
     columns = [dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
@@ -137,7 +148,7 @@ def warehouse_asset(projection: Projection) -> dg.AssetsDefinition:
             ).to_arrow_table()
         context.log.info(f"{projection.name}: {report.to_json()}")
         metadata = _report_metadata(report, head)
-        metadata["preview"] = preview_markdown(preview)
+        metadata["preview"] = preview_markdown(without_personal(preview))
         metadata |= column_schema(preview.schema)
         return dg.MaterializeResult(metadata=metadata)
 
@@ -172,7 +183,7 @@ def vector_asset(name: str, description: str) -> dg.AssetsDefinition:
         preview = lance_preview(table.to_lance(), columns)
         context.log.info(f"{name}: {report.to_json()}")
         metadata = _report_metadata(report, head)
-        metadata["preview"] = preview_markdown(preview)
+        metadata["preview"] = preview_markdown(without_personal(preview))
         metadata |= column_schema(table.schema)
         return dg.MaterializeResult(metadata=metadata)
 
@@ -212,7 +223,7 @@ def training_set(
             "model": summary.model,
             "path": dg.MetadataValue.path(str(out)),
             "duration_s": dg.MetadataValue.float(round(time.perf_counter() - began, 4)),
-            "preview": preview_markdown(preview),
+            "preview": preview_markdown(without_personal(preview)),
             **column_schema(pq.read_schema(out)),
         }
     )
@@ -220,8 +231,8 @@ def training_set(
 
 PREVIEW_SQL = "SELECT * FROM {view} ORDER BY ALL LIMIT $n"  # sorted by each column in turn
 PREVIEW_COLUMNS = {
-    vector_store.EVENT_NARRATIVES: ["position", "order_id", "event_type", "text"],
-    vector_store.ORDER_STORIES: ["order_id", "status", "last_position", "text"],
+    vector_store.EVENT_NARRATIVES: ["position", "order_id", "event_type"],  # no text: personal
+    vector_store.ORDER_STORIES: ["order_id", "status", "last_position"],
 }
 TRAINING_PREVIEW = ["order_id", "cutoff", "label"]
 VECTOR_DESCRIPTIONS = {

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines import cli_dagster, cli_log, cli_search, cli_serve, cli_warehouse
+from pipelines import cli_dagster, cli_erasure, cli_log, cli_search, cli_serve, cli_warehouse
 from pipelines.cli_common import LakeContext
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def main(
     ctx.obj = LakeContext(lake or Path(env_home or "lake"))
 
 
-for _module in (cli_log, cli_warehouse, cli_search, cli_dagster, cli_serve):
+for _module in (cli_log, cli_warehouse, cli_search, cli_dagster, cli_serve, cli_erasure):
     _module.register(app)
 
 

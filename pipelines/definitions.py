@@ -23,6 +23,8 @@ from pipelines.sensors import (
     catch_up_job,
     compact_log_job,
     compact_log_schedule,
+    erase_job,
+    erasure_sensor,
     log_head_sensor,
     rebuild_all_job,
 )
@@ -55,8 +57,8 @@ def build_definitions(
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[catch_up_job, rebuild_all_job, compact_log_job],
-        sensors=[log_head_sensor],
+        jobs=[catch_up_job, rebuild_all_job, compact_log_job, erase_job],
+        sensors=[log_head_sensor, erasure_sensor],
         schedules=[compact_log_schedule],
         resources=resources_for(lake, embedder_kind, model_path),
         executor=executor,

@@ -96,3 +96,47 @@ def log_head_sensor(
         ],
         cursor=str(head),
     )
+
+
+@dg.op(
+    description="Carry every pending erasure into the warehouse, vectors, exports and free pages."
+)
+def apply_erasures(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Output[int]:
+    """Run the erasure cascade (projections.erasure); the receipt's path goes to the log."""
+    from projections import erasure
+
+    with lake.open_writer() as log:
+        receipt = erasure.apply_erasures(log, lake.root())
+    if receipt is None:
+        context.log.info("no erasure pending")
+        return dg.Output(0, metadata={"erased": 0})
+    erased = len(receipt["erasures"])
+    context.log.info(f"erased {erased} customer(s); receipt {receipt['receipt']}")
+    # the receipt holds no personal value; the metadata carries only counts and its path
+    return dg.Output(erased, metadata={"erased": erased, "receipt": receipt["receipt"]})
+
+
+@dg.job(name="erase", description="Apply pending erasures (after 'ledgerlake forget').")
+def erase_job() -> None:
+    """The erasure cascade job."""
+    apply_erasures()
+
+
+@dg.sensor(
+    name="erasure_sensor",
+    job=erase_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Start the erase job when the log records an erasure not yet applied.",
+)
+def erasure_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource
+) -> dg.RunRequest | dg.SkipReason:
+    """One erase run per newest pending erasure."""
+    from projections import erasure
+
+    with lake.open_log() as log:
+        todo = erasure.pending(log, lake.root())
+    if not todo:
+        return dg.SkipReason("no erasure pending")
+    return dg.RunRequest(run_key=f"erase-{todo[-1].position}")

@@ -54,7 +54,10 @@ def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[C
             continue
         # each file's bytes are checked against the catalog before DuckDB reads it
         files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
-        yield Chunk(lo, hi, files=files)
+        if log.shredder.encrypted(files):  # personal fields in the parts: read them decrypted
+            yield Chunk(lo, hi, load=partial(read_sealed, log, parts, lo, hi))
+        else:
+            yield Chunk(lo, hi, files=files)
         lo = hi
     if until > max(after, sealed):
         for table in log.read(after=max(after, sealed), until=until):

@@ -42,7 +42,8 @@ def read_sealed(log: EventLog, parts: Sequence[Part], after: int, until: int) ->
         return plain_strings(ENVELOPE_SCHEMA.empty_table())
     with ThreadPoolExecutor(max_workers=min(len(wanted), _DOWNLOADS)) as pool:
         tables = list(pool.map(lambda p: log.store.read_range(p, after, until, None), wanted))
-    table = pa.concat_tables(tables)
+    # personal fields are encrypted in the parts: decrypted here (erased once forgotten)
+    table = log.shredder.decrypt_table(pa.concat_tables(tables))
     if table.num_rows != until - after:
         raise IntegrityError(
             f"the parts do not hold every position in {after + 1}..{until}; the log is "
@@ -61,7 +62,11 @@ def register_parts(con: Any, log: EventLog, name: str, parts: Sequence[Part]) ->
         con.register(name, plain_strings(ENVELOPE_SCHEMA.empty_table()))
     elif log.store.local:
         files = [str(log.check_part(p)) for p in parts]
-        con.register(name, con.read_parquet(files, hive_partitioning=False))
+        if log.shredder.encrypted(files):  # personal fields: read as Arrow, decrypted
+            first, last = min(p.first for p in parts), max(p.last for p in parts)
+            con.register(name, read_sealed(log, parts, first - 1, last))
+        else:
+            con.register(name, con.read_parquet(files, hive_partitioning=False))
     else:
         first, last = min(p.first for p in parts), max(p.last for p in parts)
         con.register(name, read_sealed(log, parts, first - 1, last))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Union
 
-from eventlog.codec import Bounds, EventRegistry
+from eventlog.codec import PERSONAL, SUBJECT, Bounds, EventRegistry
 
 STREAM_TYPE = "order"
 
@@ -16,15 +16,19 @@ STREAM_TYPE = "order"
 # thousands of them still sum inside a 64-bit column. Raw appends are held to these too.
 Quantity = Annotated[int, Bounds(0, 100_000)]
 Cents = Annotated[int, Bounds(0, 100_000_000_000)]  # up to 1 billion in major units
+# Personal data (encrypted in the log with the customer's key, see docs/erasure.md) and
+# the field naming the data subject of an order stream.
+PersonalText = Annotated[str, PERSONAL]
+CustomerId = Annotated[str, SUBJECT]
 
 
 @dataclass(frozen=True, slots=True)
 class OrderCreated:
     """An order was opened for a customer, in one currency, through one sales channel."""
 
-    customer_id: str
-    customer_name: str
-    customer_email: str
+    customer_id: CustomerId
+    customer_name: PersonalText
+    customer_email: PersonalText
     currency: str
     channel: str
 
@@ -59,10 +63,10 @@ class DiscountApplied:
 class ShippingAddressUpdated:
     """The address the order ships to was set or changed."""
 
-    recipient: str
-    street: str
+    recipient: PersonalText
+    street: PersonalText
     city: str
-    postal_code: str
+    postal_code: PersonalText
     country: str
 
 
@@ -124,7 +128,19 @@ class CustomerNoteAdded:
     """Someone wrote a note on the order."""
 
     author: str
-    note: str
+    note: PersonalText
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerErased:
+    """A customer was forgotten: their key is destroyed, their personal fields read as erased.
+
+    Stream type ``erasure``, stream ``erasure-<customer id>``: every projection hears of it
+    and the erasure cascade (``ledgerlake erase``) acts on it. It holds no personal data.
+    """
+
+    customer_id: str
+    key_id: str
 
 
 OrderEvent = Union[  # noqa: UP007 - a named alias reads better than a long `|` chain
@@ -161,12 +177,22 @@ EVENT_CLASSES: tuple[type[OrderEvent], ...] = (
 ORDER_EVENT_TYPES: tuple[str, ...] = tuple(cls.__name__ for cls in EVENT_CLASSES)
 
 
+ERASURE_STREAM_TYPE = "erasure"
+ERASURE_EVENT_TYPES: tuple[str, ...] = ("CustomerErased",)
+
+
+def erasure_stream(customer_id: str) -> str:
+    """The stream that records a customer's erasure."""
+    return f"erasure-{customer_id}"
+
+
 def order_registry(registry: EventRegistry | None = None) -> EventRegistry:
-    """A registry holding every Order event (stream type ``order``, schema version 1)."""
+    """A registry holding every Order event (stream type ``order``, schema version 1) and
+    ``CustomerErased`` (stream type ``erasure``)."""
     result = EventRegistry() if registry is None else registry
     for cls in EVENT_CLASSES:
         result = result.register(cls, stream_type=STREAM_TYPE, schema_version=1)
-    return result
+    return result.register(CustomerErased, stream_type=ERASURE_STREAM_TYPE, schema_version=1)
 
 
 REGISTRY = order_registry()

@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from eventlog.envelope import NewEvent
+from eventlog.forget import ForgetResult, erasure_payload, forget
 from eventlog.log import EventLog
-from eventlog.orders.events import REGISTRY, STREAM_TYPE
+from eventlog.orders.events import ERASURE_STREAM_TYPE, REGISTRY, STREAM_TYPE, erasure_stream
 
 LogSource = EventLog | str | Path
 """What a reader of the log accepts: an open log, or the lake it lives in."""
@@ -24,6 +26,17 @@ def open_order_log(root: str | Path, *, read_only: bool = False, **options: Any)
     if read_only:
         return EventLog.open_read_only(root, **options)
     return EventLog.open(root, **options)
+
+
+def forget_customer(log: EventLog, customer_id: str) -> ForgetResult:
+    """Forget a customer: destroy their key, record ``CustomerErased`` (see eventlog.forget)."""
+    return forget(
+        log,
+        customer_id,
+        stream_id=erasure_stream(customer_id),
+        stream_type=ERASURE_STREAM_TYPE,
+        event=lambda subject, key_id: NewEvent("CustomerErased", erasure_payload(subject, key_id)),
+    )
 
 
 @contextmanager

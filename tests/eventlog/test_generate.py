@@ -43,7 +43,9 @@ def _parts_digest(lake: Path) -> dict[str, str]:
     }
 
 
-def test_same_seed_gives_the_same_log_byte_for_byte(tmp_path: Path) -> None:
+def test_same_seed_gives_the_same_log(tmp_path: Path) -> None:
+    """The same events, ids and times; the parts' bytes differ only in the ciphertexts of
+    personal fields (random per-customer keys and nonces: docs/erasure.md)."""
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     generate(a, orders=60, days=6, seed=5)
     generate(b, orders=60, days=6, seed=5)
@@ -54,7 +56,7 @@ def test_same_seed_gives_the_same_log_byte_for_byte(tmp_path: Path) -> None:
             tables.append(log.read_all())
     assert tables[0].num_rows == 489  # what seed 5 makes of 60 orders over 6 days
     assert tables[0].equals(tables[1])  # event ids, positions, recorded_at included
-    assert _parts_digest(a) == _parts_digest(b)
+    assert _parts_digest(a).keys() == _parts_digest(b).keys()
     ids_a = set(tables[0].column("event_id").to_pylist())
     ids_c = set(tables[2].column("event_id").to_pylist())
     assert not ids_a & ids_c

@@ -11,7 +11,7 @@ from eventlog.orders.log import open_order_log
 
 
 def _note(text: str) -> NewEvent:
-    return NewEvent("CustomerNoteAdded", {"author": "ada", "note": text})
+    return NewEvent("CustomerNoteAdded", {"author": text, "note": text})  # the note is encrypted
 
 
 def _part_rows(lake: Path) -> list[tuple[int, str, str]]:
@@ -32,7 +32,7 @@ def test_a_seal_after_another_writer_appended_reads_the_whole_tail(lake: Path) -
     got = _part_rows(lake)
     assert [r[0] for r in got] == [1, 2, 3, 4]
     assert [r[1] for r in got] == ["o-1", "o-1", "o-2", "o-1"]
-    assert all('"note":"b1"' in r[2] for r in got if r[1] == "o-2")
+    assert all('"author":"b1"' in r[2] for r in got if r[1] == "o-2")
     # a's next appends are the whole tail again; then b seals what a kept
     a.append("o-1", [_note("a4")])
     b.append("o-2", [_note("b2")])
