@@ -36,7 +36,7 @@ from eventlog.tails import Tail
 from eventlog.tails.sqlite import SqliteTail
 
 if TYPE_CHECKING:
-    from eventlog.objectstore import ObjectLocation
+    from eventlog.s3 import ObjectLocation
     from eventlog.storage import PartStore
 
 TAIL_FILE = "tail.sqlite"
@@ -60,7 +60,7 @@ class LakeConfig:
         """The object-storage location of the parts, None for a local directory."""
         if self.parts is None:
             return None
-        from eventlog.objectstore import ObjectLocation
+        from eventlog.s3 import ObjectLocation
 
         return ObjectLocation(self.parts, self.parts_endpoint, self.parts_region)
 
@@ -127,7 +127,7 @@ def check_config(config: LakeConfig) -> None:
     if config.parts is None and (config.parts_endpoint or config.parts_region):
         raise InvalidInputError("parts_endpoint and parts_region need parts = 's3://...'")
     if config.parts is not None:
-        from eventlog.objectstore import check_endpoint, parse_parts_url
+        from eventlog.s3 import check_endpoint, parse_parts_url
 
         parse_parts_url(config.parts)
         if config.parts_endpoint:
@@ -189,7 +189,8 @@ def open_parts(root: Path, config: LakeConfig, env: Mapping[str, str] | None = N
     location = config.object_location()
     if location is None:
         return PartStore(root / "events")
-    from eventlog.objectstore import ObjectPartStore, connection
+    from eventlog.objectstore import ObjectPartStore
+    from eventlog.s3 import connection
 
     return ObjectPartStore(location, connection(location, os.environ if env is None else env))
 

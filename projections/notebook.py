@@ -106,8 +106,9 @@ def scan_parts(lake: Path) -> Any:
     """
     import polars as pl
 
-    from eventlog.objectstore import ObjectPartStore, polars_storage_options
+    from eventlog.objectstore import ObjectPartStore
     from eventlog.orders.log import open_order_log
+    from eventlog.s3 import polars_storage_options
 
     with open_order_log(lake, read_only=True) as log:
         parts = log.parts()

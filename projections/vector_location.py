@@ -93,7 +93,7 @@ def vector_location(lake: Path, env: dict[str, str] | None = None) -> VectorLoca
     location = read_config(Path(lake)).object_location()
     if location is None:
         return VectorLocation(str(Path(lake) / "vectors"))
-    from eventlog.objectstore import connection, filesystem, lance_storage_options
+    from eventlog.s3 import connection, filesystem, lance_storage_options
 
     conn = connection(location, dict(os.environ) if env is None else env)
     base = f"{location.base}/vectors"

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from eventlog.errors import InvalidInputError, StorageError
 from eventlog.lake import read_config
-from eventlog.objectstore import OBJECT_PART, ObjectPartStore, parse_parts_url
+from eventlog.objectstore import OBJECT_PART, ObjectPartStore
 from eventlog.orders.log import open_order_log
+from eventlog.s3 import parse_parts_url
 from pipelines.cli import app
 from tests.support.logs import ManualClock, bulk_table, created, item, note, positions
 from tests.support.postgres import PostgresServer, make_postgres_lake
