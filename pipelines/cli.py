@@ -1,6 +1,6 @@
 """The ``ledgerlake`` command line: one Typer app, commands grouped by area in cli_*.py.
 
-Exit codes (DESIGN.md): 0 done, 1 integrity problem, 2 bad input or usage (message on
+Exit codes (docs/cli.md): 0 done, 1 integrity problem, 2 bad input or usage (message on
 stderr, nothing written), 3 concurrency conflict, 4 business rule rejected, 5 storage
 refused (disk full, read-only filesystem).
 """

@@ -35,7 +35,7 @@ def lake_of(ctx: typer.Context) -> Path:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print an error on stderr and exit with a DESIGN.md exit code."""
+    """Print an error on stderr and exit with one of the exit codes of docs/cli.md."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 

@@ -1,6 +1,6 @@
 """Search and ML commands of ``ledgerlake``: embed, search, export-training (docs/search.md).
 
-Exit codes (DESIGN.md): 0 done, 2 bad input or a missing vector store (message on
+Exit codes (docs/cli.md): 0 done, 2 bad input or a missing vector store (message on
 stderr saying how to build it, nothing written).
 """
 

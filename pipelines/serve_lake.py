@@ -2,7 +2,7 @@
 
 Every use of the shared log goes through one lock: the SQLite connection is shared by
 the server's threads, and the log serializes writers anyway. Order states are folded
-from the log itself (the DESIGN.md definition of "as of T as known at K"), so a command
+from the log itself (the definition of "as of T as known at K" in docs/projections.md), so a command
 posted to the server shows in the next state request without a projection run.
 """
 

@@ -1,6 +1,6 @@
 """Bitemporal order states: ``temporal.order_states``, the ``orders_as_of`` macros, ``state_as_of``.
 
-DESIGN.md "Time": the state as of T is the fold, in (occurred_at, version) order, of the
+Time (docs/projections.md): the state as of T is the fold, in (occurred_at, version) order, of the
 order's events with ``occurred_at <= T``; as known at K it also needs ``recorded_at <= K``.
 No qualifying event: the order did not exist then (None).
 

@@ -1,8 +1,11 @@
 """The Order decider: the order state, ``evolve`` (event -> state) and ``decide`` (command -> events).
 
-Both are pure. ``evolve`` follows the table in DESIGN.md exactly and never raises, so
+Both are pure. ``evolve`` follows the order-state table of docs/projections.md and never raises, so
 it can fold raw-appended histories too. ``decide`` raises an OrderRuleError for a
 business "no" and returns ``[]`` for an idempotent repeat.
+
+Over 400 lines on purpose: the state, ``evolve`` for every event type and ``decide``
+for every command are one set of rules, read side by side.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class OrderState:
-    """The state of one order: its public fields (see DESIGN.md) and what the rules need."""
+    """The state of one order: its public fields (docs/projections.md) and what the rules need."""
 
     order_id: str = ""
     exists: bool = False
@@ -172,7 +175,7 @@ PUBLIC_FIELDS: tuple[str, ...] = (
 
 
 def order_state_fields(state: OrderState) -> dict[str, Any]:
-    """The public fields of DESIGN.md's order state, in table order (for CLI and projections)."""
+    """The public fields of the order state, in table order (for CLI and projections)."""
     return {name: getattr(state, name) for name in PUBLIC_FIELDS}
 
 

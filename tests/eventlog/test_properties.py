@@ -1,4 +1,4 @@
-"""Property tests of the log's invariants (DESIGN.md): hypothesis drives random histories."""
+"""Property tests of the log's invariants (docs/architecture.md): hypothesis drives random histories."""
 
 from __future__ import annotations
 
