@@ -16,7 +16,7 @@ import base64
 import itertools
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -56,6 +56,41 @@ def _string_array(texts: Sequence[str], type_: pa.DataType) -> pa.Array:
 
 def _aad(stream_id: str, event_id: str, field: str) -> bytes:
     return f"{stream_id}\x1f{event_id}\x1f{field}".encode()
+
+
+def _sealed(cipher: AESGCM, key_id: str, nonce: bytes, aad: bytes, value: str) -> str:
+    """One field's stored form: ``enc:v1:<key id>:<base64 of nonce + ciphertext>``."""
+    blob = nonce + cipher.encrypt(nonce, value.encode(), aad)
+    return f"{TAG}{key_id}:{base64.b64encode(blob).decode()}"
+
+
+def _fresh_nonce() -> bytes:
+    return os.urandom(12)
+
+
+def encrypt_fields(
+    data: dict[str, Any],
+    fields: Sequence[str],
+    cipher: AESGCM | None,
+    key_id: str,
+    stream_id: str,
+    event_id: str,
+    nonce: Callable[[], bytes] = _fresh_nonce,
+) -> None:
+    """Encrypt a payload dict's personal string fields in place, each bound to its stream,
+    event and field name; a destroyed key (``cipher`` None) stores the erased marker.
+
+    ``nonce`` gives 12 random bytes per encrypted field (a bulk append draws all of a
+    batch's at once). A value that looks like a tag is still plaintext here.
+    """
+    for f in fields:
+        value = data.get(f)
+        if not isinstance(value, str):
+            continue
+        if cipher is None:
+            data[f] = ERASED
+            continue
+        data[f] = _sealed(cipher, key_id, nonce(), _aad(stream_id, event_id, f), value)
 
 
 class Shredder:
@@ -168,25 +203,7 @@ class Shredder:
         cipher = self._cipher(key_id)
         if cipher is None:
             return ERASED
-        nonce = os.urandom(12)
-        blob = nonce + cipher.encrypt(nonce, value.encode(), aad)
-        return f"{TAG}{key_id}:{base64.b64encode(blob).decode()}"
-
-    def encrypt_payload(
-        self,
-        key_id: str,
-        stream_id: str,
-        event_id: str,
-        fields: Sequence[str],
-        data: dict[str, Any],
-    ) -> dict[str, Any]:
-        """A copy of a payload dict with its personal fields encrypted."""
-        out = dict(data)
-        for f in fields:
-            value = out.get(f)
-            if isinstance(value, str):  # even one that looks like a tag: it is plaintext here
-                out[f] = self.encrypt_value(key_id, _aad(stream_id, event_id, f), value)
-        return out
+        return _sealed(cipher, key_id, _fresh_nonce(), aad, value)
 
     def subject_of(self, event_type: str, payload: Mapping[str, Any]) -> str | None:
         """The data subject an event names (its Subject field), if any."""
