@@ -15,7 +15,8 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,14 +120,26 @@ class SqliteKeyStore:
             rows.extend(self.conn.execute(sql.format(",".join("?" * len(chunk))), list(chunk)))
         return rows
 
-    def _transaction(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction on the key tables (made when missing): committed when the
+        block ends, rolled back when it raises; SQLite's failures become StorageError."""
         if self.read_only:
             raise StorageError(f"{self.path} is open read-only; this command does not write")
-        self.conn.execute("BEGIN IMMEDIATE")
-        if not self._exists():
-            for statement in KEYSTORE_SCHEMA:
-                self.conn.execute(statement)
-            self._ready = True
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._exists():
+                    for statement in KEYSTORE_SCHEMA:
+                        self.conn.execute(statement)
+                    self._ready = True
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot write the key store in {self.path}: {exc}") from None
 
     def keys_for_subjects(self, subjects: Sequence[str]) -> dict[str, tuple[str, bytes | None]]:
         """See ``KeyStore.keys_for_subjects``."""
@@ -139,20 +152,12 @@ class SqliteKeyStore:
         if not missing:
             return found
         now = int(time.time() * 1_000_000)
-        try:
-            self._transaction()
-            try:
-                self.conn.executemany(
-                    INSERT_KEY, [(secrets.token_hex(8), s, os.urandom(32), now) for s in missing]
-                )
-                for s, k, v in self._select(SELECT_KEYS_OF_SUBJECTS, missing):
-                    found[str(s)] = (str(k), bytes(v) if v is not None else None)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot write the key store in {self.path}: {exc}") from None
+        with self._transaction():
+            self.conn.executemany(
+                INSERT_KEY, [(secrets.token_hex(8), s, os.urandom(32), now) for s in missing]
+            )
+            for s, k, v in self._select(SELECT_KEYS_OF_SUBJECTS, missing):
+                found[str(s)] = (str(k), bytes(v) if v is not None else None)
         return found
 
     def bind(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -186,18 +191,10 @@ class SqliteKeyStore:
         if not self._exists():
             return None
         self.conn.execute("PRAGMA secure_delete=ON")
-        try:
-            self._transaction()
-            try:
-                row = self.conn.execute(SELECT_SUBJECT, (subject,)).fetchone()
-                if row is not None:
-                    self.conn.execute(DESTROY_KEY, (at_us, subject))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot write the key store in {self.path}: {exc}") from None
+        with self._transaction():
+            row = self.conn.execute(SELECT_SUBJECT, (subject,)).fetchone()
+            if row is not None:
+                self.conn.execute(DESTROY_KEY, (at_us, subject))
         if row is None:
             return None
         self.purge_wal()
