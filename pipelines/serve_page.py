@@ -13,7 +13,7 @@ from html import escape
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from eventlog.errors import InvalidInputError
@@ -162,37 +162,30 @@ def _params(
     hybrid: Text = None,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
+    """The search's query parameters, shared by the page and its results fragment."""
     return dict(locals())
 
 
+SearchParams = Annotated[dict[str, Any], Depends(_params)]
+
+
 @router.get("/", response_class=HTMLResponse)
-def search_page(
-    request: Request,
-    q: Text = None,
-    level: Text = None,
-    type: Text = None,
-    customer: Text = None,
-    since: Text = None,
-    until: Text = None,
-    known_at: Text = None,
-    hybrid: Text = None,
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> HTMLResponse:
+def search_page(request: Request, p: SearchParams) -> HTMLResponse:
     """The query box with the CLI's filters and the results below it."""
-    p = _params(q, level, type, customer, since, until, known_at, hybrid, k)
+    q, level, type, k = p["q"], p["level"], p["type"], p["k"]
     types = "".join(_option(t, type) for t in ("", *ORDER_EVENT_TYPES))
     levels = _option("events", level, "sentences") + _option("orders", level, "order stories")
-    checked = " checked" if hybrid else ""
+    checked = " checked" if p["hybrid"] else ""
     body = (
         "<h1>Order history search</h1><form id=search>"
         f"<input id=q name=q autofocus autocomplete=off value='{escape(q or '')}' "
         "placeholder='customer complained the parcel arrived damaged'>"
         f"<label>match<select name=level>{levels}</select></label>"
         f"<label>event type<select name=type>{types}</select></label>"
-        + _field("customer", "customer id", customer)
-        + _field("since", "occurred since", since, "2026-01-01T00:00Z")
-        + _field("until", "occurred until", until)
-        + _field("known_at", "as known at", known_at)
+        + _field("customer", "customer id", p["customer"])
+        + _field("since", "occurred since", p["since"], "2026-01-01T00:00Z")
+        + _field("until", "occurred until", p["until"])
+        + _field("known_at", "as known at", p["known_at"])
         + f"<label>hybrid<input type=checkbox name=hybrid value=1{checked}></label>"
         f"<label>orders<input name=k type=number min=1 max=100 value={k}></label>"
         "<button>Search</button></form>"
@@ -202,20 +195,8 @@ def search_page(
 
 
 @router.get("/results", response_class=HTMLResponse)
-def search_results(
-    request: Request,
-    q: Text = None,
-    level: Text = None,
-    type: Text = None,
-    customer: Text = None,
-    since: Text = None,
-    until: Text = None,
-    known_at: Text = None,
-    hybrid: Text = None,
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> HTMLResponse:
+def search_results(request: Request, p: SearchParams) -> HTMLResponse:
     """The results fragment the page fetches as one types."""
-    p = _params(q, level, type, customer, since, until, known_at, hybrid, k)
     return HTMLResponse(_results_html(request, p))
 
 
