@@ -24,6 +24,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,24 +142,33 @@ def interleaved_latencies(
     return ours, peer
 
 
-def _single_command(workdir: Path, n: int) -> list[Result]:
-    """Ours and the peer's commands interleaved, so both see the same machine load."""
-    app, order_cls = _peer_app(workdir / "peer-single.db")
-    ours, peer = interleaved_latencies(open_order_log(workdir / "single"), app, order_cls, n)
+def latency_results(
+    ours: list[float], peer: list[float], peer_name: str, area: str = AREA
+) -> list[Result]:
+    """The handle p50 (judged against the peer's) and p99 rows of interleaved latencies."""
     p50, peer50 = median(ours) * 1e3, median(peer) * 1e3
     p99, peer99 = percentile(ours, 99) * 1e3, percentile(peer, 99) * 1e3
     return [
         Result(
-            AREA,
+            area,
             "handle latency p50",
             p50,
             "ms",
-            "eventsourcing p50",
+            f"{peer_name} p50",
             peer50,
             "<= peer p50",
             p50 <= peer50,
         ),
-        Result(AREA, "handle latency p99", p99, "ms", "eventsourcing p99", peer99),
+        Result(area, "handle latency p99", p99, "ms", f"{peer_name} p99", peer99),
+    ]
+
+
+def _single_command(workdir: Path, n: int) -> list[Result]:
+    """Ours and the peer's commands interleaved, so both see the same machine load."""
+    app, order_cls = _peer_app(workdir / "peer-single.db")
+    ours, peer = interleaved_latencies(open_order_log(workdir / "single"), app, order_cls, n)
+    return [
+        *latency_results(ours, peer, "eventsourcing"),
         Result(
             AREA,
             "handle commands/s",
@@ -231,15 +241,22 @@ def _peer_batched(
     return n / save_only, n / whole
 
 
+def _batches(commands: int, batch: int) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The group commit's commands, a batch at a time: the orders' creates, then three
+    items on each (as (order id, command) pairs)."""
+    for lo in range(0, commands, batch):
+        ids = range(lo, min(commands, lo + batch))
+        creates = [(f"order-{i}", _create(i)) for i in ids]
+        adds = [(f"order-{i}", _add(i, k)) for i in ids for k in range(3)]
+        yield creates, adds
+
+
 def _group_commit(workdir: Path, commands: int, batch: int) -> float:
     log = open_order_log(workdir / "group")
     handler = CommandHandler(log, ORDER_DECIDER)
     total = 0.0
     events = 0
-    for lo in range(0, commands, batch):
-        ids = range(lo, min(commands, lo + batch))
-        creates = [(f"order-{i}", _create(i)) for i in ids]
-        adds = [(f"order-{i}", _add(i, k)) for i in ids for k in range(3)]
+    for creates, adds in _batches(commands, batch):
         start = time.perf_counter()
         for chunk in (creates, adds):
             results = handler.handle_many(chunk, read_back=False)
@@ -260,10 +277,7 @@ def _deciding_alone(commands: int, batch: int) -> float:
     states: dict[str, Any] = {}
     total = 0.0
     events = 0
-    for lo in range(0, commands, batch):
-        ids = range(lo, min(commands, lo + batch))
-        creates = [(f"order-{i}", _create(i)) for i in ids]
-        adds = [(f"order-{i}", _add(i, k)) for i in ids for k in range(3)]
+    for creates, adds in _batches(commands, batch):
         start = time.perf_counter()
         for chunk in (creates, adds):
             for sid, command in chunk:

@@ -25,8 +25,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_log import _add, _create, _peer_classes, interleaved_latencies
-from benchmarks.common import Result, median, percentile
+from benchmarks.bench_log import (
+    _add,
+    _create,
+    _peer_classes,
+    interleaved_latencies,
+    latency_results,
+)
+from benchmarks.common import Result
 from benchmarks.pg_server import PostgresServer, start_server, stop_server
 from eventlog.handler import CommandHandler
 from eventlog.lake import LakeConfig, write_config
@@ -71,21 +77,7 @@ def _single_command(server: PostgresServer, workdir: Path, n: int) -> list[Resul
     app, order_cls = _peer_app(server)
     log = open_order_log(_lake(server, workdir / "single"))
     ours, peer = interleaved_latencies(log, app, order_cls, n)
-    p50, peer50 = median(ours) * 1e3, median(peer) * 1e3
-    p99, peer99 = percentile(ours, 99) * 1e3, percentile(peer, 99) * 1e3
-    return [
-        Result(
-            AREA,
-            "handle latency p50",
-            p50,
-            "ms",
-            "eventsourcing PostgreSQL p50",
-            peer50,
-            "<= peer p50",
-            p50 <= peer50,
-        ),
-        Result(AREA, "handle latency p99", p99, "ms", "eventsourcing PostgreSQL p99", peer99),
-    ]
+    return latency_results(ours, peer, "eventsourcing PostgreSQL", AREA)
 
 
 # ----------------------------------------------------------------- writer processes
