@@ -3,6 +3,9 @@ compact, info, repair.
 
 Exit codes: 0 done, 1 integrity problem, 2 bad input (nothing written), 3 concurrency
 conflict, 4 business rule rejected, 5 storage refused. See docs/cli.md.
+
+Over 400 lines on purpose: ten small commands of the log, each with its options, help
+and error handling, kept together so that the log's command line reads in one place.
 """
 
 from __future__ import annotations
