@@ -59,6 +59,8 @@ class ObjectPartStore(PartStore):
         self.inflight_dir = PurePosixPath(self.base, "_inflight")  # type: ignore[assignment]
         self._checked_names: set[str] = set()
         self._marker_put: Future[None] | None = None
+        self._marker: PurePosixPath | None = None  # this transaction's one marker object
+        self._marker_span = (0, 0)
         self._last: tuple[str, bytes] | None = None  # the part sha256_of just downloaded
 
     def describe(self) -> str:
@@ -116,7 +118,8 @@ class ObjectPartStore(PartStore):
         """Leave a marker object naming the positions about to be published.
 
         The PUT runs in the background while the parts are encoded; ``stage`` waits for
-        it before any part object is uploaded (the marker always exists first).
+        it before any part object is uploaded (the marker always exists first). Widening
+        rewrites the one object: a PUT replaces it whole, never truncated first.
         """
         if self._marker is not None:
             lo, hi = self._marker_span
@@ -125,7 +128,7 @@ class ObjectPartStore(PartStore):
             span = (min(lo, span[0]), max(hi, span[1]))
             self._marker_written()  # one PUT at a time per marker
         else:
-            self._marker = PurePosixPath(self.inflight_dir, f"{os.getpid()}-{uuid.uuid4().hex}")  # type: ignore[assignment]
+            self._marker = PurePosixPath(self.inflight_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
         key, body = str(self._marker), f"{span[0]} {span[1]}\n".encode()
         self._marker_put = _BACKGROUND.submit(self._put, key, body)
         self._marker_span = span

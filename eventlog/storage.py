@@ -58,6 +58,14 @@ def open_part(path: Path, meta: pq.FileMetaData | None = None) -> pq.ParquetFile
         raise IntegrityError(f"part {path} cannot be read: {exc}") from None
 
 
+def _write_marker(path: Path, span: tuple[int, int]) -> None:
+    """Write one in-flight marker file and fsync it."""
+    with open(path, "w") as fh:
+        fh.write(f"{span[0]} {span[1]}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class PartStore:
     """The parts directory of one lake: ``<lake>/events/``."""
 
@@ -67,8 +75,7 @@ class PartStore:
     def __init__(self, events_dir: Path) -> None:
         self.events_dir = events_dir
         self.inflight_dir = events_dir / "_inflight"
-        self._marker: Path | None = None
-        self._marker_span = (0, 0)
+        self._markers: list[tuple[Path, tuple[int, int]]] = []  # this transaction's
         self.published = False  # whether this transaction published a part
         self._footers: dict[Path, pq.FileMetaData] = {}
         # parts whose bytes this handle checked against the catalog: (size, mtime) when checked
@@ -128,22 +135,18 @@ class PartStore:
     def mark_inflight(self, span: tuple[int, int]) -> None:
         """Leave a marker naming the positions about to be published (durably).
 
-        One transaction's marker grows to cover every span it publishes.
+        Each span gets a marker file of its own, written once and never rewritten: a
+        writer killed while writing its next marker leaves the markers of the parts it
+        already published intact (rewriting one marker in place would truncate it first,
+        and a kill right then would leave those parts named by no marker).
         """
-        if self._marker is not None:
-            lo, hi = self._marker_span
-            if lo <= span[0] and span[1] <= hi:
-                return
-            span = (min(lo, span[0]), max(hi, span[1]))
-        else:
-            self.inflight_dir.mkdir(parents=True, exist_ok=True)
-            self._marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
-        with open(self._marker, "w") as fh:
-            fh.write(f"{span[0]} {span[1]}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        if any(lo <= span[0] and span[1] <= hi for _, (lo, hi) in self._markers):
+            return
+        self.inflight_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.inflight_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
+        self._markers.append((marker, span))
+        _write_marker(marker, span)
         fsync_dir(self.inflight_dir)
-        self._marker_span = span
 
     def publish(self, date: str, table: pa.Table) -> Part:
         """Publish a part inside a write transaction, its marker first.
@@ -176,9 +179,10 @@ class PartStore:
         if committed:
             for marker in stale:
                 marker.unlink(missing_ok=True)
-        if self._marker is not None and (committed or not self.published):
-            self._marker.unlink(missing_ok=True)
-        self._marker = None
+        if committed or not self.published:
+            for marker, _ in self._markers:
+                marker.unlink(missing_ok=True)
+        self._markers = []
 
     # ---------------------------------------------------------------- listing, removing
     def list_files(self) -> list[Part]:

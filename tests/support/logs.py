@@ -175,7 +175,7 @@ def _concurrent(lake: str, worker: str, n: str, streams: str, out: str) -> None:
     log.tail.close()
 
 
-CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts")
+CRASH_POINTS = ("after_publish", "before_commit", "after_tmp", "between_parts", "next_marker")
 
 
 def _install_crash_point(point: str) -> None:
@@ -221,6 +221,17 @@ def _install_crash_point(point: str) -> None:
             return part
 
         storage_module.publish_part = publish_some_then_die  # type: ignore[assignment]
+    elif point == "next_marker":  # a part published, the next marker created but empty
+        original_marker = storage_module._write_marker
+
+        def die_writing_second_marker(path: Path, span: tuple[int, int]) -> None:
+            mine = [m for m in path.parent.iterdir() if m.name.startswith(f"{os.getpid()}-")]
+            if mine:  # this transaction already marked (and published) a span
+                path.write_text("")  # the marker being written, killed before its span
+                os._exit(9)
+            original_marker(path, span)
+
+        storage_module._write_marker = die_writing_second_marker  # type: ignore[assignment]
     else:
         raise SystemExit(f"unknown crash point {point!r}; expected one of {CRASH_POINTS}")
 
