@@ -47,6 +47,7 @@ DESTROY_KEY = (
     "UPDATE subject_keys SET key = NULL, destroyed_at = ? WHERE subject = ? AND key IS NOT NULL"
 )
 COUNT_KEYS = "SELECT count(*) FROM subject_keys"
+LAST_DESTROYED = "SELECT coalesce(max(destroyed_at), 0) FROM subject_keys"
 _CHUNK = 500  # bound parameters per IN (...) query
 
 
@@ -79,6 +80,10 @@ class KeyStore(Protocol):
 
     def has_keys(self) -> bool:
         """Whether any key was ever made (a lake written before encryption has none)."""
+        ...
+
+    def last_destroyed(self) -> int:
+        """When the latest key was destroyed (µs), 0 if none ever was."""
         ...
 
     def purge(self) -> None:
@@ -203,6 +208,10 @@ class SqliteKeyStore:
     def has_keys(self) -> bool:
         """See ``KeyStore.has_keys``."""
         return self._exists() and bool(self.conn.execute(COUNT_KEYS).fetchone()[0])
+
+    def last_destroyed(self) -> int:
+        """See ``KeyStore.last_destroyed``."""
+        return int(self.conn.execute(LAST_DESTROYED).fetchone()[0]) if self._exists() else 0
 
     def purge_wal(self) -> None:
         """Checkpoint the WAL into the database and truncate it (old pages leave the WAL)."""

@@ -141,6 +141,12 @@ class PostgresKeyStore:
         """See ``KeyStore.has_keys``."""
         return self._exists() and bool(self.db.one("SELECT count(*) FROM subject_keys")[0])
 
+    def last_destroyed(self) -> int:
+        """See ``KeyStore.last_destroyed``."""
+        if not self._exists():
+            return 0
+        return int(self.db.one("SELECT coalesce(max(destroyed_at), 0) FROM subject_keys")[0])
+
     def purge(self) -> None:
         """``VACUUM subject_keys``: the destroyed keys' dead row versions go."""
         self.db.execute("VACUUM subject_keys")

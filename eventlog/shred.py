@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import array
 import base64
+import binascii
 import itertools
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from eventlog.codec import EventRegistry, dumps
+from eventlog.codec import EventRegistry
 from eventlog.errors import IntegrityError
 from eventlog.keystore import KeyStore, SqliteKeyStore
 
@@ -52,6 +54,16 @@ def _string_array(texts: Sequence[str], type_: pa.DataType) -> pa.Array:
         ],
     )
     return arr if arr.type == type_ else arr.cast(type_)
+
+
+# a sealed value inside a payload's JSON text: "<field>":"enc:v1:<key id>:<base64>"
+# (base64 and key ids never need JSON escapes, so the stored text holds them verbatim)
+_SEALED_VALUE = re.compile(
+    r'"([A-Za-z_][A-Za-z0-9_]*)":"' + re.escape(TAG) + r'([^:"]+):([A-Za-z0-9+/=]*)"'
+)
+_KEY_ID = re.compile(re.escape(TAG) + r'([^:"]+):')
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_ERASED_JSON = json.dumps(ERASED)
 
 
 def _aad(stream_id: str, event_id: str, field: str) -> bytes:
@@ -127,6 +139,11 @@ class Shredder:
         finally:
             con.close()
         return bool(found)
+
+    def last_destroyed(self) -> int:
+        """When the latest key was destroyed (µs; 0 if none ever was, or no key store):
+        what a cache of decrypted values must match to stay valid."""
+        return self.store.last_destroyed() if self.store is not None else 0
 
     def forget_cached(self) -> None:
         """Drop every cached key (after a subject was forgotten)."""
@@ -291,7 +308,13 @@ class Shredder:
         return data
 
     def decrypt_table(self, table: pa.Table) -> pa.Table:
-        """An envelope table with its payload column decrypted (rows grouped by key)."""
+        """An envelope table with its payload column decrypted.
+
+        Each tagged value is replaced where it stands in the stored JSON text (its field
+        name gives the associated data, the rest of the text is left as it was): the
+        result is the text ``dumps`` makes of the decrypted payload, without parsing and
+        encoding every payload again.
+        """
         if "payload" not in table.column_names or table.num_rows == 0:
             return table
         payload = table.column("payload")
@@ -309,16 +332,30 @@ class Shredder:
         sids = table.column("stream_id").take(at_hits).to_pylist()
         eids = table.column("event_id").take(at_hits).to_pylist()
         types = table.column("event_type").take(at_hits).to_pylist()
-        parsed = [json.loads(texts[i]) for i in hits]
-        key_ids = {
-            v[len(TAG) :].split(":", 1)[0]
-            for d in parsed
-            for v in d.values()
-            if isinstance(v, str) and v.startswith(TAG)
-        }
-        self._load(key_ids)  # every key of the batch in one query
-        for i, etype, sid, eid, data in zip(hits, types, sids, eids, parsed, strict=True):
-            texts[i] = dumps(self.decrypt_payload(str(etype), str(sid), str(eid), data))
+        self._load(set(_KEY_ID.findall("\n".join([texts[i] for i in hits]))))  # one query
+        personal, cipher_of = self.personal, self._cipher
+        for i, etype, sid, eid in zip(hits, types, sids, eids, strict=True):
+            fields = personal.get(str(etype), ())
+            prefix = f"{sid}\x1f{eid}\x1f"
+
+            def opened(m: re.Match[str], fields: Any = fields, prefix: str = prefix) -> str:
+                field, key_id, b64 = m.group(1), m.group(2), m.group(3)
+                if field not in fields:
+                    return m.group(0)
+                cipher = cipher_of(key_id)
+                if cipher is None:
+                    return f'"{field}":{_ERASED_JSON}'
+                try:
+                    blob = binascii.a2b_base64(b64, strict_mode=True)
+                    plain = cipher.decrypt(blob[:12], blob[12:], (prefix + field).encode())
+                except (InvalidTag, ValueError, binascii.Error):
+                    raise IntegrityError(
+                        "an encrypted payload field does not open with its key and place "
+                        "(moved to another event or field, or damaged)"
+                    ) from None
+                return f'"{field}":{_json_string(plain.decode())}'
+
+            texts[i] = _SEALED_VALUE.sub(opened, texts[i])
         at = table.schema.get_field_index("payload")
         new = _string_array(texts, payload.type)
         return table.set_column(at, table.schema.field(at), new)
