@@ -60,7 +60,18 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 
 def sandbox(con: duckdb.DuckDBPyConnection) -> None:
-    """No file outside the warehouse can be read or written through this connection."""
+    """No file outside the warehouse can be read or written through this connection.
+
+    The warehouse's pinned parts (``analytics.order_events`` reads them) stay readable;
+    the log's files and everything else do not.
+    """
+    from projections.order_events import sql_literal
+    from projections.warehouse import parts_root
+
+    pinned = parts_root(con)
+    if pinned is not None:
+        folder = sql_literal(str(pinned.resolve()) + "/")
+        con.execute(f"SET allowed_directories = [{folder}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

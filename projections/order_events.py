@@ -1,7 +1,9 @@
 """``analytics.order_events``: one typed row per order event, straight from the log.
 
 Every other analytics table is derived from it: payload fields and audit metadata as
-columns, the order id as ``order_id``.
+columns, the order id as ``order_id``. It is a view: the sealed events are typed as they
+are read from the build's pinned parts (``projections.snapshot``), the events after them
+are stored typed rows (``projections.source``).
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ CREATE TABLE @TABLE@ (
 )
 """
 
-ORDER_EVENTS_BATCH_SQL = """
-INSERT INTO @TABLE@
+_TYPED = """
 SELECT
     position, stream_id, version, event_id, event_type::VARCHAR, schema_version,
     occurred_at, recorded_at,
@@ -86,15 +87,43 @@ FROM (
         json_transform(metadata, '{"actor":"VARCHAR","command_id":"VARCHAR",
             "correlation_id":"VARCHAR","causation_id":"VARCHAR","source":"VARCHAR",
             "command":"VARCHAR"}') AS m
-    FROM batch
+    FROM @RAW@
     WHERE stream_type::VARCHAR = 'order'
 )
 """
 
+
+def typed_events(raw: str) -> str:
+    """The typed ``order_events`` rows (DDL column order) of a relation of raw log rows."""
+    return _TYPED.replace("@RAW@", raw)
+
+
+ORDER_EVENTS_BATCH_SQL = "INSERT INTO @TABLE@\n" + typed_events("batch")
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (quotes doubled): for a path in a view, never user input."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def parts_relation(directory: str, cut: int) -> str:
+    """The raw rows of a build's pinned parts (an absolute directory), positions 1..cut."""
+    pattern = sql_literal(directory.rstrip("/") + "/*.parquet")
+    return f"(SELECT * FROM read_parquet({pattern}) WHERE position <= {int(cut)})"  # noqa: S608
+
+
+def events_view(table: str, parts: str | None) -> str:
+    """The rows readers see as ``analytics.order_events``: the stored typed rows and,
+    when the build pinned parts (``parts_relation``), those parts' rows typed on read."""
+    if parts is None:
+        return f"SELECT * FROM {table}"  # noqa: S608 - built names
+    return f"SELECT * FROM {table}\nUNION ALL\n{typed_events(parts)}"  # noqa: S608
+
+
 ORDER_EVENTS = Projection(
     name="order_events",
     schema="analytics",
-    code_version="1",
+    code_version="2",
     description="One typed row per order event: payload fields and audit metadata as columns.",
     ddl=ORDER_EVENTS_DDL,
     batch_sql=ORDER_EVENTS_BATCH_SQL,

@@ -38,6 +38,7 @@ from projections.plan import select
 from projections.progress import Done, reports
 from projections.projection import Projection
 from projections.report import ProjectionReport
+from projections.source import build_source, pinned_elsewhere
 from projections.temporal import ORDER_STATES, install_macros
 from projections.warehouse import ADVANCE_CHECKPOINT, UPSERT_CHECKPOINT, Checkpoint, checkpoints
 
@@ -57,6 +58,14 @@ def _install_macros_when_ready(con: Any) -> None:
         install_macros(con, force=True)
 
 
+def _install(con: Any, log: EventLog, projection: Projection) -> Checkpoint:
+    """Build 1 of a projection: empty at 0, or, for the source, the log's pinned parts."""
+    if projection.is_source:
+        retrying(partial(build_source, con, log, projection, None, until=None, batch_size=1))
+        return checkpoints(con)[projection.name]
+    return install(con, projection)
+
+
 def _rebuild_one(
     con: Any,
     log: EventLog,
@@ -69,25 +78,17 @@ def _rebuild_one(
 
     Returns (old position, new position).
     """
+    if projection.is_source:
+        return build_source(con, log, projection, cp, until=log.head(), batch_size=batch_size)
     build = cp.build + 1
     table = table_name(projection, build)
-    if projection.is_source:
-        hi = log.head()
-        recorded = None
-    else:
-        deps = checkpoints(con)
-        source = deps[projection.depends_on[0]]
-        hi, recorded = source.position, source.recorded_at
+    source = checkpoints(con)[projection.depends_on[0]]
+    hi, recorded = source.position, source.recorded_at
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(sql_for(projection, projection.ddl, table))
-        if projection.is_source:
-            hi, recorded = apply_source(
-                con, projection, table, log, 0, hi, batch_size, checkpoint=False, on_commit=None
-            )
-        else:
-            fill(con, projection, table, hi, cache)
+        fill(con, projection, table, hi, cache)
         point_view(con, projection, table)
         con.execute(
             UPSERT_CHECKPOINT,
@@ -200,13 +201,17 @@ def catch_up(
         for projection in chosen:
             started = time.perf_counter()
             found = stored.get(projection.name)
+            run = Run(projection, found.position if found else 0)
             if found is None:
-                found = install(con, projection)
+                found = _install(con, log, projection)
                 stored = checkpoints(con)
+                run.applied = found.position  # the source's pinned parts
             cp = found
-            run = Run(projection, cp.position)
-            if cp.code_version != projection.code_version:
-                if not rebuild_stale:
+            # a source whose pinned parts are in another directory (the lake moved) is
+            # built again whatever ``rebuild_stale`` says: nothing about its code changed
+            moved = projection.is_source and pinned_elsewhere(con, cp)
+            if cp.code_version != projection.code_version or moved:
+                if not rebuild_stale and not moved:
                     raise StaleProjectionError(
                         f"projection {projection.name} was built by code version "
                         f"{cp.code_version}, the code is at {projection.code_version}; "
@@ -271,11 +276,13 @@ def rebuild(
         until = log.head()
         for projection in chosen:
             started = time.perf_counter()
-            cp = checkpoints(con).get(projection.name) or install(con, projection)
-            before = cp.position
-            applied = 0
+            found = checkpoints(con).get(projection.name)
+            before = found.position if found else 0
+            cp = found or _install(con, log, projection)
+            applied = cp.position - before  # the source's pinned parts, when just installed
             rebuilt = projection.name in targets
-            if rebuilt:
+            # a source installed now was built from the log just now: not built twice
+            if rebuilt and not (found is None and projection.is_source):
                 _, applied = retrying(
                     partial(_rebuild_one, con, log, projection, cp, batch_size, cache)
                 )

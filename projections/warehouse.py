@@ -112,6 +112,17 @@ def identifier(name: str) -> str:
     return name
 
 
+def parts_root(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """``<warehouse file>.parts`` (where ``order_events`` builds pin the log's parts), or
+    None for a warehouse without a file (in memory)."""
+    rows = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return None
+    return Path(str(rows[0][0]) + ".parts").resolve()  # absolute: views outlive the cwd
+
+
 def connect(
     lake: Path | EventLog, *, read_only: bool = False, timeout_s: float = 10.0
 ) -> duckdb.DuckDBPyConnection:

@@ -10,12 +10,13 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import checks
 from pipelines.definitions import resources_for
 from projections import vector_store
-from projections.warehouse import checkpoints, connect
+from projections.warehouse import checkpoints, connect, warehouse_path
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -128,7 +129,13 @@ def test_rows_match_log_fails_when_rows_go_missing(caught_up: Any, name: str, ke
     lake, instance, _ = caught_up
     assert evaluate(lake, instance, "rows_match_log", name).passed
     table = physical(lake, name)
-    write(lake, f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} LIMIT 2)")
+    pinned = sorted(Path(f"{warehouse_path(lake)}.parts").glob(f"{table.split('.')[1]}/*.parquet"))
+    if pinned:  # order_events reads the sealed events from the warehouse's pinned parts
+        part = pq.read_table(pinned[0])
+        pinned[0].unlink()  # a new file: never write through a link into the log's part
+        pq.write_table(part.slice(2), pinned[0])
+    else:
+        write(lake, f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} LIMIT 2)")
     result = evaluate(lake, instance, "rows_match_log", name)
     assert not result.passed
     assert result.metadata["expected"].value - result.metadata["rows"].value == 2

@@ -37,7 +37,7 @@ def test_checkpoint_moves_with_each_committed_batch(lake: Path) -> None:
     cp = checkpoints(con)["order_events"]
     assert (cp.position, cp.code_version, cp.table_name, cp.build) == (
         12,
-        "1",
+        "2",
         "builds.order_events__1",
         1,
     )

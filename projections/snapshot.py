@@ -1,0 +1,205 @@
+"""The warehouse's own view of the sealed parts: ``order_events`` reads them in place.
+
+A rebuild of ``order_events`` does not parse and store every event as a typed row. It
+pins the log's sealed parts under ``<warehouse>.parts/<build>/`` and makes
+``analytics.order_events`` a view that types those files' rows as it reads them (then the
+stored typed rows of the events after them). How a part is pinned:
+
+* a local part without personal fields: a hard link (no bytes copied), its bytes checked
+  against the catalog (size and SHA-256); a copy, hashed as it is written, where the
+  filesystem refuses links;
+* a part holding encrypted personal fields, or one in object storage: read through the
+  log (checked, decrypted: a forgotten customer's fields read ``[erased]``) and written
+  as a new Parquet file. The warehouse never shows ciphertext.
+
+Either way the pinned file is the warehouse's: a compaction or a repair in the log later
+changes nothing its readers see (a link keeps the bytes when the log drops its name), and
+only the next build replaces it. The view names the files by absolute path, so any
+DuckDB client can query the warehouse from anywhere; a lake moved to another directory
+is re-pinned by its next catch-up (``projections.source.pinned_elsewhere``).
+
+A part pinned by an earlier build is linked from there (each build lists the SHA-256 of
+the part behind each of its files): rebuilding any projection of a warehouse that exists
+reads, and decrypts, only the parts sealed or compacted since.
+
+A warehouse held in memory (no file) has nowhere to keep pinned files: every event is
+stored as a typed row there.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from eventlog.errors import IntegrityError
+from eventlog.log import EventLog
+from eventlog.parts import Part
+from projections.ingest import PartsMovedError
+from projections.parts_source import read_sealed
+
+_COPY_CHUNK = 1 << 20
+SOURCES = "sources.json"  # in each pinned build: file name -> SHA-256 of the part it pins
+_PINNERS = max(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedParts:
+    """The sealed parts pinned for one build: their directory and the last position they
+    hold, in full from position 1."""
+
+    directory: Path
+    cut: int
+
+
+def _missing(log: EventLog, part: Part) -> Exception:
+    """A part gone between listing and pinning: compaction (list again) or damage."""
+    if any(p.name == part.name for p in log.parts()):
+        return IntegrityError(
+            f"part {part.name} (positions {part.first}..{part.last}) is in the catalog but "
+            "its file is missing; restore it from a backup"
+        )
+    return PartsMovedError(0)
+
+
+def _mismatch(part: Part) -> IntegrityError:
+    return IntegrityError(
+        f"part {part.name} (positions {part.first}..{part.last}) does not match its "
+        "catalog entry (size or SHA-256 differ): the file was damaged or replaced; "
+        "restore it from a backup"
+    )
+
+
+def _copy_checked(part: Part, dest: Path) -> None:
+    """Copy one part, hashing the bytes written; IntegrityError unless they match."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(part.path, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(_COPY_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    if size != part.size or digest.hexdigest() != part.sha256:
+        dest.unlink(missing_ok=True)
+        raise _mismatch(part)
+
+
+def _check(log: EventLog, part: Part) -> None:
+    """A local part's bytes against the catalog; a part compaction replaced meanwhile is
+    PartsMovedError (list again)."""
+    try:
+        log.check_part(part)
+    except IntegrityError:
+        if not any(p.name == part.name for p in log.parts()):
+            raise PartsMovedError(0) from None
+        raise
+
+
+def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool) -> None:
+    try:
+        if encrypted or not log.store.local:
+            table = read_sealed(log, [part], part.first - 1, part.last)
+            pq.write_table(table, dest, compression="zstd")
+            return
+        try:
+            os.link(part.path, dest)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            _copy_checked(part, dest)
+            return
+        log.check_part(part)  # the link shares the file: its bytes are the catalog's
+    except FileNotFoundError:
+        dest.unlink(missing_ok=True)
+        raise _missing(log, part) from None
+    except IntegrityError:
+        dest.unlink(missing_ok=True)
+        if not any(p.name == part.name for p in log.parts()):
+            raise PartsMovedError(0) from None
+        raise
+
+
+def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
+    """Pin every sealed part of ``log`` under ``root/build_name`` (checked); the cut is the
+    sealed head the pinned files hold in full, from position 1."""
+    with log.snapshot():
+        sealed = log.sealed_head()
+        parts = sorted((p for p in log.parts() if p.last <= sealed), key=lambda p: p.first)
+    directory = root / build_name
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    expected = 1
+    for part in parts:
+        if part.first != expected:
+            raise IntegrityError(
+                f"the parts do not hold every position in 1..{sealed} (next part starts at "
+                f"{part.first}, expected {expected}); the log is damaged: run 'ledgerlake verify'"
+            )
+        expected = part.last + 1
+    erased = log.shredder.last_destroyed()
+    earlier = _earlier_pins(root, build_name, erased)
+    todo = []
+    for part in parts:
+        dest = directory / _file_name(part)
+        before = earlier.get(part.sha256)
+        if before is not None:
+            try:
+                os.link(before, dest)  # pinned by an earlier build: the same bytes
+                continue
+            except OSError:
+                pass
+        todo.append((part, dest))
+    with ThreadPoolExecutor(max_workers=_PINNERS) as pool:
+        if log.store.local:  # every byte checked before anything (DuckDB too) reads it
+            for job in [pool.submit(_check, log, p) for p, _ in todo]:
+                job.result()
+        encrypted = log.store.local and log.shredder.encrypted([str(p.path) for p, _ in todo])
+        jobs = [pool.submit(_pin_one, log, p, dest, encrypted) for p, dest in todo]
+        for job in jobs:
+            job.result()
+    sources = {"last_destroyed": erased, "files": {_file_name(p): p.sha256 for p in parts}}
+    (directory / SOURCES).write_text(json.dumps(sources, sort_keys=True))
+    return PinnedParts(directory, expected - 1)
+
+
+def _file_name(part: Part) -> str:
+    return f"{part.first:020d}-{part.last:020d}.parquet"
+
+
+def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
+    """The files earlier builds pinned, by the SHA-256 of the part each was made from.
+
+    A pinned file depends on its part's bytes and on the keys: a build pinned before the
+    latest key was destroyed may hold that customer's fields decrypted, and is not used.
+    """
+    found: dict[str, Path] = {}
+    for sources in root.glob(f"*/{SOURCES}"):
+        if sources.parent.name == build_name:
+            continue
+        try:
+            listed = json.loads(sources.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(listed, dict) or listed.get("last_destroyed") != erased:
+            continue
+        for name, sha in dict(listed.get("files") or {}).items():
+            path = sources.parent / name
+            if isinstance(sha, str) and path.is_file():
+                found[sha] = path
+    return found
+
+
+def drop_pinned(root: Path | None, *keep: str) -> None:
+    """Remove every pinned build under ``root`` but those in ``keep`` (older, failed ones)."""
+    if root is None or not root.is_dir():
+        return
+    for child in root.iterdir():
+        if child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)

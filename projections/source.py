@@ -1,0 +1,160 @@
+"""Builds of the source projection, ``order_events``: pinned parts plus stored typed rows.
+
+A build of ``order_events`` is three things, made and switched in one transaction:
+
+* ``<warehouse>.parts/order_events__<build>/``: the sealed parts, pinned and checked
+  (``projections.snapshot``), positions 1..cut;
+* the view ``builds.order_events_parts__<build>``: those files' raw rows;
+* the table ``builds.order_events__<build>``: typed rows of the events after the cut,
+  appended by every catch-up.
+
+``analytics.order_events`` is their union, the pinned rows typed as they are read
+(``projections.order_events.events_view``). A warehouse without a file stores every
+event as a typed row instead (cut 0, nothing pinned).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventlog.log import EventLog
+from projections.builds import rollback, sql_for, table_name
+from projections.ingest import apply_source
+from projections.order_events import events_view, parts_relation, sql_literal, typed_events
+from projections.projection import Projection
+from projections.snapshot import PinnedParts, drop_pinned, pin_parts
+from projections.warehouse import UPSERT_CHECKPOINT, Checkpoint, parts_root
+
+
+def parts_view(table: str) -> str:
+    """The raw view of a build's pinned parts: ``builds.<name>_parts__<build>``."""
+    schema, name = table.split(".", 1)
+    base, build = name.rsplit("__", 1)
+    return f"{schema}.{base}_parts__{build}"
+
+
+def _dir_name(table: str) -> str:
+    return table.split(".", 1)[1]
+
+
+def has_parts(con: Any, table: str) -> bool:
+    """Whether a source build pinned parts (its raw view exists)."""
+    schema, name = parts_view(table).split(".", 1)
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+        {"s": schema, "v": name},
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def build_source(
+    con: Any,
+    log: EventLog,
+    projection: Projection,
+    old: Checkpoint | None,
+    *,
+    until: int | None,
+    batch_size: int,
+) -> tuple[int, int]:
+    """Make the next build of the source and switch readers to it (one transaction).
+
+    ``until``: also store the typed rows after the cut up to there (a rebuild); None
+    leaves them to the catch-up that follows (an install). Returns (old, new position).
+    """
+    build = old.build + 1 if old else 1
+    table = table_name(projection, build)
+    root = parts_root(con)
+    pinned: PinnedParts | None = None
+    raw = parts_view(table)
+    try:
+        if root is not None and log.sealed_head() > 0:
+            pinned = pin_parts(log, root, _dir_name(table))
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DROP VIEW IF EXISTS {raw}")
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(sql_for(projection, projection.ddl, table))
+        cut, recorded = 0, None
+        if pinned is not None and pinned.cut > 0:
+            relation = parts_relation(str(pinned.directory), pinned.cut)
+            con.execute(f"CREATE VIEW {raw} AS {relation}")
+            cut, recorded = pinned.cut, _recorded_at(con, raw, pinned.cut)
+        position = cut
+        if until is not None and until > cut:
+            position, recorded = apply_source(
+                con,
+                projection,
+                table,
+                log,
+                cut,
+                until,
+                batch_size,
+                checkpoint=False,
+                on_commit=None,
+            )
+        view_sql = events_view(table, raw if cut else None)
+        con.execute(f"CREATE OR REPLACE VIEW {projection.view} AS {view_sql}")
+        con.execute(
+            UPSERT_CHECKPOINT,
+            {
+                "name": projection.name,
+                "code_version": projection.code_version,
+                "position": position,
+                "recorded_at": recorded,
+                "table_name": table,
+                "build": build,
+            },
+        )
+        if old is not None:
+            con.execute(f"DROP VIEW IF EXISTS {parts_view(old.table_name)}")
+            con.execute(f"DROP TABLE IF EXISTS {old.table_name}")
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)  # quiet when the transaction was never begun
+        drop_pinned(root, *([_dir_name(old.table_name)] if old else []))
+        raise
+    # the previous build's files stay until the next build: a reader that began on the
+    # old view before the switch (a cursor of this process) finishes its scan
+    drop_pinned(root, _dir_name(table), *([_dir_name(old.table_name)] if old else []))
+    return (old.position if old else 0), position
+
+
+def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
+    """Whether the source build's view reads pinned parts from another directory than
+    this warehouse's (the lake was moved or copied): the build must be made again."""
+    schema, name = parts_view(current.table_name).split(".", 1)
+    rows = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+        {"s": schema, "v": name},
+    ).fetchall()
+    root = parts_root(con)
+    if not rows or root is None:
+        return False
+    pattern = sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet")
+    return pattern not in str(rows[0][0])
+
+
+def drop_previous_pinned(con: Any, current: Checkpoint) -> None:
+    """Remove every pinned build but the current one (the erasure cascade: an older
+    build's files may hold a forgotten customer's decrypted fields)."""
+    drop_pinned(parts_root(con), _dir_name(current.table_name))
+
+
+def _recorded_at(con: Any, raw: str, position: int) -> datetime | None:
+    rows = con.execute(
+        f"SELECT recorded_at FROM {raw} WHERE position = $p",  # noqa: S608 - a built name
+        {"p": position},
+    ).fetchall()
+    return rows[0][0] if rows else None  # type: ignore[no-any-return]
+
+
+def touched_events_sql(con: Any, source: Checkpoint) -> str:
+    """The statement that gathers the touched orders' events (``touched_positions``) into
+    ``touched_events``: the stored rows, and the pinned parts' rows typed only at those
+    positions (typing every pinned row before filtering would parse them all)."""
+    at = "position IN (SELECT position FROM touched_positions)"
+    stored = f"SELECT * FROM {source.table_name} WHERE {at}"  # noqa: S608 - built names
+    if has_parts(con, source.table_name):
+        raw = f"(SELECT * FROM {parts_view(source.table_name)} WHERE {at})"  # noqa: S608
+        stored += "\nUNION ALL\n" + typed_events(raw)
+    return "CREATE OR REPLACE TEMP TABLE touched_events AS\n" + stored

@@ -1,0 +1,163 @@
+"""``order_events`` over the warehouse's pinned, checked (and decrypted) sealed parts."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from eventlog.errors import IntegrityError
+from eventlog.orders.log import forget_customer
+from projections.plan import PROJECTIONS
+from projections.runner import catch_up, rebuild
+from projections.warehouse import checkpoints, connect, warehouse_path
+from tests.projections.test_bluegreen import _history
+from tests.support.histories import append_commit, open_log
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        p.name: sorted(con.execute(f"SELECT * FROM {p.view}").fetchall(), key=repr)
+        for p in PROJECTIONS
+    }
+
+
+def _pinned(lake: Path) -> list[str]:
+    root = Path(f"{warehouse_path(lake)}.parts")
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def _files(lake: Path, build: str) -> list[Path]:
+    return sorted(Path(f"{warehouse_path(lake)}.parts", build).glob("*.parquet"))
+
+
+def _in_memory(log: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of a warehouse without a file: every event stored as a typed row."""
+    con = duckdb.connect()
+    catch_up(log, con)
+    tables = _tables(con)
+    con.close()
+    return tables
+
+
+def test_sealed_parts_are_pinned_and_read_in_place(lake: Path) -> None:
+    log = open_log(lake, replaced_grace=timedelta(0))
+    history = _history(60)
+    a, b = len(history) // 3, 2 * len(history) // 3
+    append_commit(log, history[:a])
+    log.seal()
+    append_commit(log, history[a:b])  # a tail after the sealed parts
+    catch_up(log)
+    con = connect(log)
+    cp = checkpoints(con)["order_events"]
+    stored = con.execute(f"SELECT count(*) FROM {cp.table_name}").fetchall()[0][0]
+    assert stored == b - a  # only the tail is stored typed; the parts are read in place
+    assert _pinned(lake) == ["order_events__1"]
+    assert _tables(con) == _in_memory(log)
+    # the parts hold the personal fields encrypted; the pinned files hold them decrypted
+    raw = pq.read_table(log.parts()[0].path).column("payload").to_pylist()
+    assert any("enc:v1:" in p for p in raw)
+    for path in _files(lake, "order_events__1"):
+        assert not any("enc:v1:" in p for p in pq.read_table(path).column("payload").to_pylist())
+    con.close()
+
+    # more sealed and compacted in the log: the warehouse goes on from its checkpoint
+    append_commit(log, history[b:])
+    log.seal()
+    log.compact()
+    catch_up(log)
+    con = connect(log)
+    assert _tables(con) == _in_memory(log)
+    assert len(_tables(con)["order_events"]) == log.head()
+    con.close()
+
+    rebuild(log, None, ["order_events"])
+    assert _pinned(lake) == ["order_events__1", "order_events__2"]  # old kept for readers
+    rebuild(log, None, ["order_events"])
+    assert _pinned(lake) == ["order_events__2", "order_events__3"]  # older ones are gone
+    # build 3 pinned nothing again: its files are build 2's (the same parts, linked)
+    inodes = {p.name: p.stat().st_ino for p in _files(lake, "order_events__2")}
+    assert inodes == {p.name: p.stat().st_ino for p in _files(lake, "order_events__3")}
+    con = connect(log)
+    cp = checkpoints(con)["order_events"]
+    assert (cp.build, cp.position) == (3, log.head())
+    assert con.execute(f"SELECT count(*) FROM {cp.table_name}").fetchall()[0][0] == 0
+    assert _tables(con) == _in_memory(log)
+    con.close()
+    log.close()
+
+
+def test_a_destroyed_key_makes_the_next_build_decrypt_again(lake: Path) -> None:
+    log = open_log(lake)
+    append_commit(log, _history(14))
+    log.seal()
+    catch_up(log)
+    forget_customer(log, "c3")  # no erasure cascade: a plain rebuild must still not reuse
+    rebuild(log, None, ["order_events"])
+    con = connect(log, read_only=True)
+    names = dict(
+        con.execute(
+            "SELECT customer_id, any_value(customer_name) FROM analytics.order_events "
+            "WHERE event_type = 'OrderCreated' GROUP BY customer_id"
+        ).fetchall()
+    )
+    con.close()
+    assert names["c3"] == "[erased]"
+    assert names["c2"] == "N"
+    log.close()
+
+
+def test_a_damaged_part_is_never_pinned(lake: Path) -> None:
+    log = open_log(lake)
+    append_commit(log, _history(20))
+    log.seal()
+    catch_up(log)
+    part = log.parts()[0].path
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    shutil.rmtree(f"{warehouse_path(lake)}.parts")  # nothing pinned earlier to link from
+    with pytest.raises(IntegrityError, match=r"SHA-256|checksum|cannot be read"):
+        rebuild(log, None, ["order_events"])
+    assert _pinned(lake) == []  # the failed build left nothing behind
+    log.close()
+
+
+def test_a_moved_lake_is_pinned_again_by_its_next_catch_up(lake: Path, tmp_path: Path) -> None:
+    log = open_log(lake)
+    append_commit(log, _history(10))
+    log.seal()
+    catch_up(log)
+    log.close()
+    moved = tmp_path / "moved"
+    shutil.copytree(lake, moved)
+    shutil.rmtree(lake)
+    log = open_log(moved)
+    catch_up(log)
+    con = connect(log, read_only=True)
+    assert con.execute("SELECT count(*) FROM analytics.order_events").fetchall() == [(log.head(),)]
+    assert _tables(con) == _in_memory(log)
+    con.close()
+    log.close()
+
+
+def test_the_sql_sandbox_reads_the_pinned_parts_but_not_the_log(lake: Path) -> None:
+    from pipelines.cli_warehouse import sandbox
+
+    log = open_log(lake)
+    append_commit(log, _history(10))
+    log.seal()
+    catch_up(log)
+    part = log.parts()[0].path
+    con = connect(log, read_only=True)
+    sandbox(con)
+    assert con.execute("SELECT count(*) FROM analytics.order_events").fetchall() == [(log.head(),)]
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"SELECT count(*) FROM read_parquet('{part}')")
+    con.close()
+    log.close()
