@@ -36,7 +36,15 @@ import pyarrow.parquet as pq
 
 from eventlog.envelope import ENVELOPE_SCHEMA
 from eventlog.errors import IntegrityError, StorageError
-from eventlog.parts import DATE_DIR, HASH_CHUNK, WRITE_OPTIONS, Part, StagedPart, _HashingFile
+from eventlog.parts import (
+    DATE_DIR,
+    HASH_CHUNK,
+    WRITE_OPTIONS,
+    Part,
+    StagedPart,
+    _HashingFile,
+    mismatched_part,
+)
 from eventlog.s3 import Connection, ObjectLocation, filesystem, storage_error
 from eventlog.storage import PartStore
 
@@ -279,11 +287,7 @@ class ObjectPartStore(PartStore):
         data = self._download(part)
         if part.name not in self._checked_names:
             if len(data) != part.size or hashlib.sha256(data).hexdigest() != part.sha256:
-                raise IntegrityError(
-                    f"part {part.name} (positions {part.first}..{part.last}) does not match its "
-                    "catalog entry (size or SHA-256 differ): the object was damaged or replaced; "
-                    "restore it from a backup"
-                )
+                raise mismatched_part(part, "object")
             self._checked_names.add(part.name)  # objects are never overwritten: once is enough
         return data
 

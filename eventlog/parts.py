@@ -61,6 +61,23 @@ class Part:
         return f"{self.path.parent.name}/{self.path.name}"
 
 
+def missing_part(part: Part) -> IntegrityError:
+    """A catalogued part whose file is gone."""
+    return IntegrityError(
+        f"part {part.name} (positions {part.first}..{part.last}) is in the catalog but "
+        "its file is missing; restore it from a backup"
+    )
+
+
+def mismatched_part(part: Part, what: str = "file") -> IntegrityError:
+    """A catalogued part whose bytes differ from its catalog entry."""
+    return IntegrityError(
+        f"part {part.name} (positions {part.first}..{part.last}) does not match its "
+        f"catalog entry (size or SHA-256 differ): the {what} was damaged or replaced; "
+        "restore it from a backup"
+    )
+
+
 def part_name(first: int, last: int) -> str:
     """The file name of a part covering positions first..last."""
     return f"{first:020d}-{last:020d}.parquet"

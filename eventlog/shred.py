@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import array
 import base64
-import binascii
 import itertools
 import json
 import os
@@ -59,11 +58,10 @@ def _string_array(texts: Sequence[str], type_: pa.DataType) -> pa.Array:
 # a sealed value inside a payload's JSON text: "<field>":"enc:v1:<key id>:<base64>"
 # (base64 and key ids never need JSON escapes, so the stored text holds them verbatim)
 _SEALED_VALUE = re.compile(
-    r'"([A-Za-z_][A-Za-z0-9_]*)":"' + re.escape(TAG) + r'([^:"]+):([A-Za-z0-9+/=]*)"'
+    r'"([A-Za-z_][A-Za-z0-9_]*)":"(' + re.escape(TAG) + r'[^:"]+:[A-Za-z0-9+/=]*)"'
 )
 _KEY_ID = re.compile(re.escape(TAG) + r'([^:"]+):')
 _json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
-_ERASED_JSON = json.dumps(ERASED)
 
 
 def _aad(stream_id: str, event_id: str, field: str) -> bytes:
@@ -333,27 +331,17 @@ class Shredder:
         eids = table.column("event_id").take(at_hits).to_pylist()
         types = table.column("event_type").take(at_hits).to_pylist()
         self._load(set(_KEY_ID.findall("\n".join([texts[i] for i in hits]))))  # one query
-        personal, cipher_of = self.personal, self._cipher
+        personal, decrypt_value = self.personal, self.decrypt_value
         for i, etype, sid, eid in zip(hits, types, sids, eids, strict=True):
             fields = personal.get(str(etype), ())
             prefix = f"{sid}\x1f{eid}\x1f"
 
             def opened(m: re.Match[str], fields: Any = fields, prefix: str = prefix) -> str:
-                field, key_id, b64 = m.group(1), m.group(2), m.group(3)
+                field = m.group(1)
                 if field not in fields:
                     return m.group(0)
-                cipher = cipher_of(key_id)
-                if cipher is None:
-                    return f'"{field}":{_ERASED_JSON}'
-                try:
-                    blob = binascii.a2b_base64(b64, strict_mode=True)
-                    plain = cipher.decrypt(blob[:12], blob[12:], (prefix + field).encode())
-                except (InvalidTag, ValueError, binascii.Error):
-                    raise IntegrityError(
-                        "an encrypted payload field does not open with its key and place "
-                        "(moved to another event or field, or damaged)"
-                    ) from None
-                return f'"{field}":{_json_string(plain.decode())}'
+                plain = decrypt_value((prefix + field).encode(), m.group(2))
+                return f'"{field}":{_json_string(plain)}'
 
             texts[i] = _SEALED_VALUE.sub(opened, texts[i])
         at = table.schema.get_field_index("payload")

@@ -37,6 +37,8 @@ from eventlog.parts import (
     file_sha256,
     fsync_dir,
     list_parts,
+    mismatched_part,
+    missing_part,
     publish_part,
     read_part,
     remove_files,
@@ -241,19 +243,12 @@ class PartStore:
         try:
             st = part.path.stat()
         except FileNotFoundError:
-            raise IntegrityError(
-                f"part {part.name} (positions {part.first}..{part.last}) is in the catalog but "
-                "its file is missing; restore it from a backup"
-            ) from None
+            raise missing_part(part) from None
         stamp = (st.st_size, st.st_mtime_ns)
         if self._checked.get(part.name) == stamp:
             return part.path
         if st.st_size != part.size or file_sha256(part.path) != part.sha256:
-            raise IntegrityError(
-                f"part {part.name} (positions {part.first}..{part.last}) does not match its "
-                "catalog entry (size or SHA-256 differ): the file was damaged or replaced; "
-                "restore it from a backup"
-            )
+            raise mismatched_part(part)
         self._checked[part.name] = stamp
         return part.path
 
