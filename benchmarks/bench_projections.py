@@ -35,7 +35,7 @@ from eventlog.log import EventLog
 from eventlog.orders.log import open_order_log
 from projections.runner import catch_up, rebuild
 from projections.temporal import orders_as_of, state_as_of
-from projections.warehouse import connect, warehouse_path
+from projections.warehouse import connect, pinned_dir, warehouse_path
 
 AREA = "projections"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -204,7 +204,7 @@ def _timed_rebuild(log: EventLog, names: list[str] | None) -> float:
     target = warehouse_path(log)
     for leftover in (target, Path(f"{target}.wal")):
         leftover.unlink(missing_ok=True)
-    shutil.rmtree(f"{target}.parts", ignore_errors=True)
+    shutil.rmtree(pinned_dir(target), ignore_errors=True)
     start = time.perf_counter()
     rebuild(log, None, names)
     return time.perf_counter() - start

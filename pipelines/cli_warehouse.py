@@ -70,7 +70,7 @@ def sandbox(con: duckdb.DuckDBPyConnection) -> None:
 
     pinned = parts_root(con)
     if pinned is not None:
-        folder = sql_literal(str(pinned.resolve()) + "/")
+        folder = sql_literal(f"{pinned}/")
         con.execute(f"SET allowed_directories = [{folder}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

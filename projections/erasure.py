@@ -38,9 +38,8 @@ from projections import runner
 from projections.embeddings import Embedder, embedder_for
 from projections.erasure_vectors import erase_vectors
 from projections.snapshot import drop_pinned
-from projections.source import drop_previous_pinned
 from projections.training import HEAD_KEY, export_training
-from projections.warehouse import checkpoints, connect, warehouse_path
+from projections.warehouse import connect, pinned_dir, warehouse_path
 
 ERASURE_DIR = "erasure"
 APPLIED_FILE = "applied.json"
@@ -96,14 +95,14 @@ def rewrite_warehouse(log: EventLog, lake: Path) -> dict[str, Any]:
     if not path.exists():
         return {"skipped": "no warehouse"}
     # no pinned part may be carried over into the new build: the files pinned before
-    # hold the forgotten fields decrypted (the rebuild pins every part again)
-    drop_pinned(path.with_name(path.name + ".parts"))
+    # hold the forgotten fields decrypted (the rebuild pins every part again, and keeps
+    # no earlier build, since none is left)
+    drop_pinned(pinned_dir(path))
     reports = runner.rebuild(log, None, None)
     fresh = path.with_name(path.name + ".erasing")
     fresh.unlink(missing_ok=True)
     con = connect(lake)
     try:
-        drop_previous_pinned(con, checkpoints(con)["order_events"])  # kept by the switch
         con.execute("CHECKPOINT")
         name = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
         con.execute(f"ATTACH {_sql_path(fresh)} AS erasing_copy")

@@ -33,7 +33,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +43,7 @@ import pyarrow.parquet as pq
 
 from eventlog.errors import IntegrityError
 from eventlog.log import EventLog
-from eventlog.parts import Part
+from eventlog.parts import Part, mismatched_part, missing_part
 from projections.ingest import PartsMovedError
 from projections.parts_source import read_sealed
 
@@ -59,22 +61,26 @@ class PinnedParts:
     cut: int
 
 
-def _missing(log: EventLog, part: Part) -> Exception:
-    """A part gone between listing and pinning: compaction (list again) or damage."""
-    if any(p.name == part.name for p in log.parts()):
-        return IntegrityError(
-            f"part {part.name} (positions {part.first}..{part.last}) is in the catalog but "
-            "its file is missing; restore it from a backup"
-        )
-    return PartsMovedError(0)
+@contextmanager
+def _part_errors(log: EventLog, part: Part, dest: Path | None = None) -> Iterator[None]:
+    """A part that cannot be read or pinned: one compaction replaced meanwhile is
+    PartsMovedError (list again), else damage (IntegrityError). ``dest`` is removed."""
+    try:
+        yield
+    except (FileNotFoundError, IntegrityError) as exc:
+        if dest is not None:
+            dest.unlink(missing_ok=True)
+        if not any(p.name == part.name for p in log.parts()):
+            raise PartsMovedError(0) from None
+        if isinstance(exc, FileNotFoundError):
+            raise missing_part(part) from None
+        raise
 
 
-def _mismatch(part: Part) -> IntegrityError:
-    return IntegrityError(
-        f"part {part.name} (positions {part.first}..{part.last}) does not match its "
-        "catalog entry (size or SHA-256 differ): the file was damaged or replaced; "
-        "restore it from a backup"
-    )
+def _check(log: EventLog, part: Part) -> None:
+    """A local part's bytes against the catalog (``EventLog.check_part``)."""
+    with _part_errors(log, part):
+        log.check_part(part)
 
 
 def _copy_checked(part: Part, dest: Path) -> None:
@@ -87,23 +93,13 @@ def _copy_checked(part: Part, dest: Path) -> None:
             out.write(chunk)
             size += len(chunk)
     if size != part.size or digest.hexdigest() != part.sha256:
-        dest.unlink(missing_ok=True)
-        raise _mismatch(part)
-
-
-def _check(log: EventLog, part: Part) -> None:
-    """A local part's bytes against the catalog; a part compaction replaced meanwhile is
-    PartsMovedError (list again)."""
-    try:
-        log.check_part(part)
-    except IntegrityError:
-        if not any(p.name == part.name for p in log.parts()):
-            raise PartsMovedError(0) from None
-        raise
+        raise mismatched_part(part)
 
 
 def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool) -> None:
-    try:
+    """Pin one part at ``dest``: decrypted (or downloaded) and written, else linked
+    (a local part's bytes were checked before, by ``_check``)."""
+    with _part_errors(log, part, dest):
         if encrypted or not log.store.local:
             table = read_sealed(log, [part], part.first - 1, part.last)
             pq.write_table(table, dest, compression="zstd")
@@ -114,16 +110,6 @@ def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool) -> None:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
             _copy_checked(part, dest)
-            return
-        log.check_part(part)  # the link shares the file: its bytes are the catalog's
-    except FileNotFoundError:
-        dest.unlink(missing_ok=True)
-        raise _missing(log, part) from None
-    except IntegrityError:
-        dest.unlink(missing_ok=True)
-        if not any(p.name == part.name for p in log.parts()):
-            raise PartsMovedError(0) from None
-        raise
 
 
 def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:

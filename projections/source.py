@@ -38,14 +38,19 @@ def _dir_name(table: str) -> str:
     return table.split(".", 1)[1]
 
 
-def has_parts(con: Any, table: str) -> bool:
-    """Whether a source build pinned parts (its raw view exists)."""
+def _parts_view_sql(con: Any, table: str) -> str | None:
+    """The SQL of a source build's raw view of its pinned parts; None when it pinned none."""
     schema, name = parts_view(table).split(".", 1)
     rows = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
+        "SELECT sql FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
         {"s": schema, "v": name},
     ).fetchall()
-    return bool(rows[0][0])
+    return str(rows[0][0]) if rows else None
+
+
+def has_parts(con: Any, table: str) -> bool:
+    """Whether a source build pinned parts (its raw view exists)."""
+    return _parts_view_sql(con, table) is not None
 
 
 def build_source(
@@ -122,22 +127,11 @@ def build_source(
 def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
     """Whether the source build's view reads pinned parts from another directory than
     this warehouse's (the lake was moved or copied): the build must be made again."""
-    schema, name = parts_view(current.table_name).split(".", 1)
-    rows = con.execute(
-        "SELECT sql FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
-        {"s": schema, "v": name},
-    ).fetchall()
+    sql = _parts_view_sql(con, current.table_name)
     root = parts_root(con)
-    if not rows or root is None:
+    if sql is None or root is None:
         return False
-    pattern = sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet")
-    return pattern not in str(rows[0][0])
-
-
-def drop_previous_pinned(con: Any, current: Checkpoint) -> None:
-    """Remove every pinned build but the current one (the erasure cascade: an older
-    build's files may hold a forgotten customer's decrypted fields)."""
-    drop_pinned(parts_root(con), _dir_name(current.table_name))
+    return sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet") not in sql
 
 
 def _recorded_at(con: Any, raw: str, position: int) -> datetime | None:

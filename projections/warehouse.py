@@ -112,15 +112,20 @@ def identifier(name: str) -> str:
     return name
 
 
+def pinned_dir(warehouse: Path) -> Path:
+    """``<warehouse file>.parts``: where ``order_events`` builds pin the log's parts."""
+    return Path(f"{warehouse}.parts")
+
+
 def parts_root(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """``<warehouse file>.parts`` (where ``order_events`` builds pin the log's parts), or
-    None for a warehouse without a file (in memory)."""
+    """The pinned parts' directory of the warehouse ``con`` is connected to (absolute:
+    views outlive the cwd), or None for a warehouse without a file (in memory)."""
     rows = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()
     if not rows or not rows[0][0]:
         return None
-    return Path(str(rows[0][0]) + ".parts").resolve()  # absolute: views outlive the cwd
+    return pinned_dir(Path(str(rows[0][0]))).resolve()
 
 
 def connect(

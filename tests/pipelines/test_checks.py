@@ -16,7 +16,7 @@ import pytest
 from pipelines import checks
 from pipelines.definitions import resources_for
 from projections import vector_store
-from projections.warehouse import checkpoints, connect, warehouse_path
+from projections.warehouse import checkpoints, connect, pinned_dir, warehouse_path
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -129,7 +129,7 @@ def test_rows_match_log_fails_when_rows_go_missing(caught_up: Any, name: str, ke
     lake, instance, _ = caught_up
     assert evaluate(lake, instance, "rows_match_log", name).passed
     table = physical(lake, name)
-    pinned = sorted(Path(f"{warehouse_path(lake)}.parts").glob(f"{table.split('.')[1]}/*.parquet"))
+    pinned = sorted(pinned_dir(warehouse_path(lake)).glob(f"{table.split('.')[1]}/*.parquet"))
     if pinned:  # order_events reads the sealed events from the warehouse's pinned parts
         part = pq.read_table(pinned[0])
         pinned[0].unlink()  # a new file: never write through a link into the log's part

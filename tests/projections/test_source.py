@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventlog.errors import IntegrityError
+from eventlog.log import EventLog
 from eventlog.orders.log import forget_customer
 from projections.plan import PROJECTIONS
 from projections.runner import catch_up, rebuild
-from projections.warehouse import checkpoints, connect, warehouse_path
+from projections.warehouse import checkpoints, connect, pinned_dir, warehouse_path
 from tests.projections.test_bluegreen import _history
 from tests.support.histories import append_commit, open_log
 
@@ -28,12 +29,21 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _pinned(lake: Path) -> list[str]:
-    root = Path(f"{warehouse_path(lake)}.parts")
+    root = pinned_dir(warehouse_path(lake))
     return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
 
 def _files(lake: Path, build: str) -> list[Path]:
-    return sorted(Path(f"{warehouse_path(lake)}.parts", build).glob("*.parquet"))
+    return sorted((pinned_dir(warehouse_path(lake)) / build).glob("*.parquet"))
+
+
+def _sealed_and_caught_up(lake: Path, orders: int) -> EventLog:
+    """A lake whose ``orders`` order histories are sealed and projected."""
+    log = open_log(lake)
+    append_commit(log, _history(orders))
+    log.seal()
+    catch_up(log)
+    return log
 
 
 def _in_memory(log: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -93,10 +103,7 @@ def test_sealed_parts_are_pinned_and_read_in_place(lake: Path) -> None:
 
 
 def test_a_destroyed_key_makes_the_next_build_decrypt_again(lake: Path) -> None:
-    log = open_log(lake)
-    append_commit(log, _history(14))
-    log.seal()
-    catch_up(log)
+    log = _sealed_and_caught_up(lake, 14)
     forget_customer(log, "c3")  # no erasure cascade: a plain rebuild must still not reuse
     rebuild(log, None, ["order_events"])
     con = connect(log, read_only=True)
@@ -113,15 +120,12 @@ def test_a_destroyed_key_makes_the_next_build_decrypt_again(lake: Path) -> None:
 
 
 def test_a_damaged_part_is_never_pinned(lake: Path) -> None:
-    log = open_log(lake)
-    append_commit(log, _history(20))
-    log.seal()
-    catch_up(log)
+    log = _sealed_and_caught_up(lake, 20)
     part = log.parts()[0].path
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
-    shutil.rmtree(f"{warehouse_path(lake)}.parts")  # nothing pinned earlier to link from
+    shutil.rmtree(pinned_dir(warehouse_path(lake)))  # nothing pinned earlier to link from
     with pytest.raises(IntegrityError, match=r"SHA-256|checksum|cannot be read"):
         rebuild(log, None, ["order_events"])
     assert _pinned(lake) == []  # the failed build left nothing behind
@@ -129,10 +133,7 @@ def test_a_damaged_part_is_never_pinned(lake: Path) -> None:
 
 
 def test_a_moved_lake_is_pinned_again_by_its_next_catch_up(lake: Path, tmp_path: Path) -> None:
-    log = open_log(lake)
-    append_commit(log, _history(10))
-    log.seal()
-    catch_up(log)
+    log = _sealed_and_caught_up(lake, 10)
     log.close()
     moved = tmp_path / "moved"
     shutil.copytree(lake, moved)
@@ -149,10 +150,7 @@ def test_a_moved_lake_is_pinned_again_by_its_next_catch_up(lake: Path, tmp_path:
 def test_the_sql_sandbox_reads_the_pinned_parts_but_not_the_log(lake: Path) -> None:
     from pipelines.cli_warehouse import sandbox
 
-    log = open_log(lake)
-    append_commit(log, _history(10))
-    log.seal()
-    catch_up(log)
+    log = _sealed_and_caught_up(lake, 10)
     part = log.parts()[0].path
     con = connect(log, read_only=True)
     sandbox(con)
