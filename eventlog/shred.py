@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import base64
+import binascii
 import itertools
 import json
 import os
@@ -76,6 +77,23 @@ def _sealed(cipher: AESGCM, key_id: str, nonce: bytes, aad: bytes, value: str) -
 
 def _fresh_nonce() -> bytes:
     return os.urandom(12)
+
+
+def _opened(ciphers: Mapping[str, AESGCM | None], value: str, aad: bytes) -> str:
+    """The plaintext of one tagged value whose key id ``ciphers`` holds (None: the key was
+    destroyed, ERASED); IntegrityError when it does not open with that key and ``aad``."""
+    key_id, _, b64 = value[len(TAG) :].partition(":")
+    cipher = ciphers.get(key_id)
+    if cipher is None:
+        return ERASED
+    try:
+        blob = binascii.a2b_base64(b64, strict_mode=True)
+        return cipher.decrypt(blob[:12], blob[12:], aad).decode()
+    except (InvalidTag, ValueError):  # binascii.Error is a ValueError
+        raise IntegrityError(
+            "an encrypted payload field does not open with its key and place "
+            "(moved to another event or field, or damaged)"
+        ) from None
 
 
 def encrypt_fields(
@@ -282,18 +300,10 @@ class Shredder:
         """The plaintext of one tagged value; ERASED when its key was destroyed."""
         if not value.startswith(TAG):
             return value
-        key_id, _, b64 = value[len(TAG) :].partition(":")
-        cipher = self._cipher(key_id)
-        if cipher is None:
-            return ERASED
-        try:
-            blob = base64.b64decode(b64, validate=True)
-            return cipher.decrypt(blob[:12], blob[12:], aad).decode()
-        except (InvalidTag, ValueError):
-            raise IntegrityError(
-                "an encrypted payload field does not open with its key and place "
-                "(moved to another event or field, or damaged)"
-            ) from None
+        key_id = value[len(TAG) :].partition(":")[0]
+        if key_id not in self._aead:
+            self._load([key_id])
+        return _opened(self._aead, value, aad)
 
     def decrypt_payload(
         self, event_type: str, stream_id: str, event_id: str, data: dict[str, Any]
@@ -324,15 +334,14 @@ class Shredder:
             raise ValueError(
                 "decrypting payloads needs the stream_id, event_id, event_type columns"
             )
-        texts = payload.to_pylist()
         at_hits = pc.indices_nonzero(mask.combine_chunks())
-        hits = at_hits.to_pylist()
+        texts = payload.take(at_hits).to_pylist()  # only the payloads that hold a sealed value
         sids = table.column("stream_id").take(at_hits).to_pylist()
         eids = table.column("event_id").take(at_hits).to_pylist()
         types = table.column("event_type").take(at_hits).to_pylist()
-        self._load(set(_KEY_ID.findall("\n".join([texts[i] for i in hits]))))  # one query
-        personal, decrypt_value = self.personal, self.decrypt_value
-        for i, etype, sid, eid in zip(hits, types, sids, eids, strict=True):
+        self._load(set(_KEY_ID.findall("\n".join(texts))))  # one query
+        personal, ciphers = self.personal, self._aead
+        for i, (text, etype, sid, eid) in enumerate(zip(texts, types, sids, eids, strict=True)):
             fields = personal.get(str(etype), ())
             prefix = f"{sid}\x1f{eid}\x1f"
 
@@ -340,12 +349,14 @@ class Shredder:
                 field = m.group(1)
                 if field not in fields:
                     return m.group(0)
-                plain = decrypt_value((prefix + field).encode(), m.group(2))
+                plain = _opened(ciphers, m.group(2), (prefix + field).encode())
                 return f'"{field}":{_json_string(plain)}'
 
-            texts[i] = _SEALED_VALUE.sub(opened, texts[i])
+            texts[i] = _SEALED_VALUE.sub(opened, text)
         at = table.schema.get_field_index("payload")
-        new = _string_array(texts, payload.type)
+        new = pc.replace_with_mask(
+            payload.combine_chunks(), mask.combine_chunks(), _string_array(texts, payload.type)
+        )
         return table.set_column(at, table.schema.field(at), new)
 
 
