@@ -10,7 +10,9 @@ stored typed rows of the events after them). How a part is pinned:
   filesystem refuses links;
 * a part holding encrypted personal fields, or one in object storage: read through the
   log (checked, decrypted: a forgotten customer's fields read ``[erased]``) and written
-  as a new Parquet file. The warehouse never shows ciphertext.
+  as a new Parquet file. The warehouse never shows ciphertext. Decrypting is the CPU's
+  work (AES-GCM per value): on the embedded lake, a build with much to decrypt does it
+  in worker processes, one per core (``projections.unseal``).
 
 Either way the pinned file is the warehouse's: a compaction or a repair in the log later
 changes nothing its readers see (a link keeps the bytes when the log drops its name), and
@@ -37,6 +39,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -46,6 +49,7 @@ from eventlog.log import EventLog
 from eventlog.parts import Part, mismatched_part, missing_part
 from projections.ingest import PartsMovedError
 from projections.parts_source import read_sealed
+from projections.unseal import unseal, workers_for
 
 _COPY_CHUNK = 1 << 20
 SOURCES = "sources.json"  # in each pinned build: file name -> SHA-256 of the part it pins
@@ -96,13 +100,24 @@ def _copy_checked(part: Part, dest: Path) -> None:
         raise mismatched_part(part)
 
 
+def _write_sealed(log: EventLog, part: Part, dest: Path) -> None:
+    """One part read through ``log`` (checked, decrypted) and written at ``dest``."""
+    table = read_sealed(log, [part], part.first - 1, part.last)
+    pq.write_table(table, dest, compression="zstd")
+
+
+def _failed(log: EventLog, part: Part, dest: Path, exc: BaseException) -> None:
+    """A part a worker process could not pin, raised as if it had failed here."""
+    with _part_errors(log, part, dest):
+        raise exc
+
+
 def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool) -> None:
     """Pin one part at ``dest``: decrypted (or downloaded) and written, else linked
     (a local part's bytes were checked before, by ``_check``)."""
     with _part_errors(log, part, dest):
         if encrypted or not log.store.local:
-            table = read_sealed(log, [part], part.first - 1, part.last)
-            pq.write_table(table, dest, compression="zstd")
+            _write_sealed(log, part, dest)
             return
         try:
             os.link(part.path, dest)
@@ -147,9 +162,12 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
             for job in [pool.submit(_check, log, p) for p, _ in todo]:
                 job.result()
         encrypted = log.store.local and log.shredder.encrypted([str(p.path) for p, _ in todo])
-        jobs = [pool.submit(_pin_one, log, p, dest, encrypted) for p, dest in todo]
-        for job in jobs:
-            job.result()
+        workers = workers_for(log, todo) if encrypted else 0
+        if workers:
+            unseal(log, todo, workers, _write_sealed, partial(_failed, log))
+        else:
+            for job in [pool.submit(_pin_one, log, p, dest, encrypted) for p, dest in todo]:
+                job.result()
     sources = {"last_destroyed": erased, "files": {_file_name(p): p.sha256 for p in parts}}
     (directory / SOURCES).write_text(json.dumps(sources, sort_keys=True))
     return PinnedParts(directory, expected - 1)
