@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         help="log size of the projections benchmark (default 1M, 200k with --quick)",
     )
     args = parser.parse_args(argv)
+    sized = args.projection_events is not None and args.projection_events != 1_000_000
     if args.projection_events is not None:  # read by bench_projections.run at run time
         os.environ["LEDGERLAKE_BENCH_PROJECTION_EVENTS"] = str(args.projection_events)
     console = Console(stderr=True)
@@ -90,25 +91,29 @@ def main(argv: list[str] | None = None) -> int:
     modules: dict[str, Any] = {}
     for name in discover(args.only):
         module = importlib.import_module(f"benchmarks.bench_{name}")
+        # another log size of the projections is its own set of rows: each size's figures
+        # replace that size's alone in the results file
+        key = f"{name}@{args.projection_events}" if name == "projections" and sized else name
         workdir = args.workdir / name
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         console.print(f"[bold]running bench_{name}[/] (quick={args.quick}) in {workdir}")
         started = time.perf_counter()
         got = list(module.run(workdir, args.quick))
-        modules[name] = {"seconds": round(time.perf_counter() - started, 2), "results": len(got)}
+        modules[key] = {"seconds": round(time.perf_counter() - started, 2), "results": len(got)}
         results += got
-        owners += [name] * len(got)
+        owners += [key] * len(got)
         shutil.rmtree(workdir, ignore_errors=True)
     # A pipe or log file gets a wide table instead of one folded to 80 columns.
     render(results, Console() if sys.stdout.isatty() else Console(width=180))
     rows = [{"module": m, **r.to_json()} for m, r in zip(owners, results, strict=True)]
     if args.only is not None and args.out.exists():  # keep the other modules' figures
         old = json.loads(args.out.read_text())
-        rows = [
-            r for r in old.get("results", []) if r.get("module") not in (None, args.only)
-        ] + rows
-        modules = {**{k: v for k, v in old.get("modules", {}).items() if k != args.only}, **modules}
+        rows = [r for r in old.get("results", []) if r.get("module") not in (None, *modules)] + rows
+        modules = {
+            **{k: v for k, v in old.get("modules", {}).items() if k not in modules},
+            **modules,
+        }
     doc = {"machine": machine_info(), "quick": args.quick, "modules": modules, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -21,6 +21,8 @@ from projections.warehouse import ADVANCE_CHECKPOINT
 LAST_RECORDED = (
     "SELECT max(recorded_at) FILTER (WHERE position = $hi), count(DISTINCT position) FROM batch"
 )
+SMALL_CHUNK = 50_000
+"""Sealed positions up to this many are read as Arrow (decrypted where sealed), more by DuckDB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,9 @@ def chunks(log: EventLog, after: int, until: int, batch_size: int) -> Iterator[C
             continue
         # each file's bytes are checked against the catalog before DuckDB reads it
         files = tuple(str(log.check_part(p)) for p in parts if p.last > lo and p.first <= hi)
-        if log.shredder.encrypted(files):  # personal fields in the parts: read them decrypted
+        # personal fields in the parts: read them decrypted (a small chunk is read so
+        # without first scanning its files for sealed values: that scan costs more)
+        if hi - lo <= SMALL_CHUNK or log.shredder.encrypted(files):
             yield Chunk(lo, hi, load=partial(read_sealed, log, parts, lo, hi))
         else:
             yield Chunk(lo, hi, files=files)

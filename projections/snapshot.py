@@ -103,7 +103,7 @@ def _copy_checked(part: Part, dest: Path) -> None:
 def _write_sealed(log: EventLog, part: Part, dest: Path) -> None:
     """One part read through ``log`` (checked, decrypted) and written at ``dest``."""
     table = read_sealed(log, [part], part.first - 1, part.last)
-    pq.write_table(table, dest, compression="zstd")
+    pq.write_table(table, dest, compression="lz4")  # a cache, read often: cheap to decode
 
 
 def _failed(log: EventLog, part: Part, dest: Path, exc: BaseException) -> None:
