@@ -123,6 +123,10 @@ def _assert_three_agree(rows: list[dict[str, Any]]) -> None:
         for name in STATE_FIELDS:  # field by field, so a failure names the field
             assert numpy_states[key][name] == want[name], ("numpy", key, name)
             assert sql_states[key][name] == want[name], ("sql", key, name)
+    # folded in pieces (ranges of order ids, in threads) the rows are the same, in order
+    for last_only in (False, True):
+        whole = fold_states(events, last_only=last_only, pieces=1)
+        assert fold_states(events, last_only=last_only, pieces=2).equals(whole)
 
 
 def test_state_columns_are_the_domain_public_fields_with_their_types() -> None:
