@@ -12,17 +12,20 @@ comes back on stdout, pickled: both ends are this package, on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from eventlog.errors import StorageError
 from eventlog.log import EventLog
 from eventlog.parts import Part
+from eventlog.tails.sqlite import SqliteTail
 
 SPAWN_ROWS = 100_000
 """Encrypted parts holding more events than this in all are decrypted in worker processes
@@ -39,7 +42,7 @@ def workers_for(log: EventLog, todo: Sequence[tuple[Part, Path]]) -> int:
     """
     rows = sum(p.last - p.first + 1 for p, _ in todo)
     workers = min(os.cpu_count() or 1, len(todo))
-    embedded = log.store.local and type(log.tail).__name__ == "SqliteTail"
+    embedded = log.store.local and isinstance(log.tail, SqliteTail)
     return workers if embedded and workers > 1 and rows > SPAWN_ROWS else 0
 
 
@@ -67,40 +70,53 @@ def unseal(
     path). A part that fails is passed to ``on_error`` with its exception, which raises.
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    procs = []
-    for share in _shares(todo, workers):
-        job = {
-            "root": str(log.root),
-            "registry": log.registry,
-            "write": (write.__module__, write.__qualname__),
-            "parts": [(todo[i][0], str(todo[i][1])) for i in share],
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "projections.unseal"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(pickle.dumps(job))
-        proc.stdin.close()
-        procs.append((share, proc))
+    procs: list[tuple[list[int], subprocess.Popen[bytes], IO[bytes]]] = []
     failure: tuple[int, BaseException] | None = None
-    for share, proc in procs:
-        assert proc.stdout is not None and proc.stderr is not None
-        out, err = proc.stdout.read(), proc.stderr.read()
-        proc.wait()
+    with contextlib.ExitStack() as files:
         try:
-            outcome = pickle.loads(out)
-        except Exception:  # a worker that died says so on stderr
-            tail = err.decode(errors="replace").strip().splitlines()[-3:]
-            raise StorageError(
-                f"a decrypting worker process exited with status {proc.returncode} "
-                f"before it reported: {' / '.join(tail) or 'no message'}"
-            ) from None
-        if outcome is not None and failure is None:
-            failure = (share[outcome[0]], outcome[1])
+            for share in _shares(todo, workers):
+                job = {
+                    "root": str(log.root),
+                    "registry": log.registry,
+                    "write": (write.__module__, write.__qualname__),
+                    "parts": [(todo[i][0], str(todo[i][1])) for i in share],
+                }
+                # stderr goes to a file: a worker that writes much there never blocks on
+                # a pipe this process is not reading yet
+                errors: IO[bytes] = files.enter_context(tempfile.TemporaryFile())
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "projections.unseal"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    env=env,
+                )
+                procs.append((share, proc, errors))
+                assert proc.stdin is not None
+                proc.stdin.write(pickle.dumps(job))
+                proc.stdin.close()
+            for share, proc, errors in procs:
+                assert proc.stdout is not None
+                out = proc.stdout.read()  # the outcome alone, written as the worker ends
+                proc.wait()
+                try:
+                    outcome = pickle.loads(out)
+                except Exception:  # a worker that died says so on stderr
+                    errors.seek(0)
+                    tail = errors.read().decode(errors="replace").strip().splitlines()[-3:]
+                    raise StorageError(
+                        f"a decrypting worker process exited with status {proc.returncode} "
+                        f"before it reported: {' / '.join(tail) or 'no message'}"
+                    ) from None
+                if outcome is not None and failure is None:
+                    failure = (share[outcome[0]], outcome[1])
+        finally:  # none left running or unreaped when one failed or this was interrupted
+            for _, proc, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()
     if failure is not None:
         part, dest = todo[failure[0]]
         on_error(part, dest, failure[1])
