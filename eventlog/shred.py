@@ -338,7 +338,8 @@ class Shredder:
         texts = payload.take(at_hits).to_pylist()  # only the payloads that hold a sealed value
         sids = table.column("stream_id").take(at_hits).to_pylist()
         eids = table.column("event_id").take(at_hits).to_pylist()
-        types = table.column("event_type").take(at_hits).to_pylist()
+        # event_type is dictionary-encoded in a part: decoded in Arrow, not value by value
+        types = table.column("event_type").take(at_hits).cast(pa.string()).to_pylist()
         self._load(set(_KEY_ID.findall("\n".join(texts))))  # one query
         personal, ciphers = self.personal, self._aead
         for i, (text, etype, sid, eid) in enumerate(zip(texts, types, sids, eids, strict=True)):
