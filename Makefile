@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	@# bytecode, as a wheel install writes it (PYTHONDONTWRITEBYTECODE would leave none)
+	$(BIN)/python -m compileall -q eventlog projections pipelines > /dev/null
 	touch $(STAMP)
 
 # Where pip finds local wheels (the CPU build of torch), from the environment or pip's config.
