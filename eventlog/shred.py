@@ -61,6 +61,7 @@ def _string_array(texts: Sequence[str], type_: pa.DataType) -> pa.Array:
 _SEALED_VALUE = re.compile(
     r'"([A-Za-z_][A-Za-z0-9_]*)":"(' + re.escape(TAG) + r'[^:"]+:[A-Za-z0-9+/=]*)"'
 )
+_TAGGED = "^" + re.escape(TAG) + '[^:"]+:[A-Za-z0-9+/=]*$'  # a whole typed value
 _KEY_ID = re.compile(re.escape(TAG) + r'([^:"]+):')
 _json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -359,6 +360,39 @@ class Shredder:
             payload.combine_chunks(), mask.combine_chunks(), _string_array(texts, payload.type)
         )
         return table.set_column(at, table.schema.field(at), new)
+
+    def decrypt_columns(self, table: pa.Table, stream: str = "stream_id") -> pa.Table:
+        """A table of typed rows (a column per payload field, ``stream``, ``event_id``,
+        ``event_type``) with its personal field columns decrypted (or erased).
+
+        The typed twin of ``decrypt_table``: a value is opened where it is a tagged value
+        of a field personal to its row's event type, and left as stored otherwise.
+        """
+        fields = [f for f in sorted(self.state_fields) if f in table.column_names]
+        if not self.enabled or table.num_rows == 0 or not fields:
+            return table
+        personal, ciphers = self.personal, self._aead
+        for field in fields:
+            column = table.column(field).combine_chunks()
+            mask = pc.fill_null(pc.match_substring_regex(column, _TAGGED), False)
+            if not pc.any(mask).as_py():
+                continue
+            at = pc.indices_nonzero(mask)
+            values = column.take(at).to_pylist()
+            self._load({v[len(TAG) :].partition(":")[0] for v in values})
+            sids = table.column(stream).take(at).to_pylist()
+            eids = table.column("event_id").take(at).to_pylist()
+            types = table.column("event_type").take(at).cast(pa.string()).to_pylist()
+            tail = f"\x1f{field}"
+            opened = [
+                _opened(ciphers, v, f"{sid}\x1f{eid}{tail}".encode())
+                if field in personal.get(etype, ())
+                else v
+                for v, sid, eid, etype in zip(values, sids, eids, types, strict=True)
+            ]
+            new = pc.replace_with_mask(column, mask, _string_array(opened, column.type))
+            table = table.set_column(table.schema.get_field_index(field), field, new)
+        return table
 
 
 def open_shredder(registry: EventRegistry, tail: Any, *, read_only: bool) -> Shredder:

@@ -1,9 +1,9 @@
 """``analytics.order_events``: one typed row per order event, straight from the log.
 
 Every other analytics table is derived from it: payload fields and audit metadata as
-columns, the order id as ``order_id``. It is a view: the sealed events are typed as they
-are read from the build's pinned parts (``projections.snapshot``), the events after them
-are stored typed rows (``projections.source``).
+columns, the order id as ``order_id``. It is a view: the sealed events are read from the
+build's pinned files, typed once when they were pinned (``projections.snapshot``); the
+events after them are stored typed rows (``projections.source``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ CREATE TABLE @TABLE@ (
 
 _TYPED = """
 SELECT
-    position, stream_id, version, event_id, event_type::VARCHAR, schema_version,
+    position, stream_id AS order_id, version, event_id, event_type::VARCHAR AS event_type,
+    schema_version,
     occurred_at, recorded_at,
     p.customer_id, p.customer_name, p.customer_email, p.currency, p.channel, p.sku,
     p.product_name, p.quantity, p.unit_price_cents, p.code, p.amount_cents, p.recipient,
@@ -107,23 +108,23 @@ def sql_literal(text: str) -> str:
 
 
 def parts_relation(directory: str, cut: int) -> str:
-    """The raw rows of a build's pinned parts (an absolute directory), positions 1..cut."""
+    """The typed rows of a build's pinned files (an absolute directory), positions 1..cut."""
     pattern = sql_literal(directory.rstrip("/") + "/*.parquet")
     return f"(SELECT * FROM read_parquet({pattern}) WHERE position <= {int(cut)})"  # noqa: S608
 
 
 def events_view(table: str, parts: str | None) -> str:
-    """The rows readers see as ``analytics.order_events``: the stored typed rows and,
-    when the build pinned parts (``parts_relation``), those parts' rows typed on read."""
+    """The rows readers see as ``analytics.order_events``: the stored typed rows and, when
+    the build pinned parts (``parts_relation``), the typed rows of its pinned files."""
     if parts is None:
         return f"SELECT * FROM {table}"  # noqa: S608 - built names
-    return f"SELECT * FROM {table}\nUNION ALL\n{typed_events(parts)}"  # noqa: S608
+    return f"SELECT * FROM {table}\nUNION ALL\nSELECT * FROM {parts}"  # noqa: S608
 
 
 ORDER_EVENTS = Projection(
     name="order_events",
     schema="analytics",
-    code_version="2",
+    code_version="3",
     description="One typed row per order event: payload fields and audit metadata as columns.",
     ddl=ORDER_EVENTS_DDL,
     batch_sql=ORDER_EVENTS_BATCH_SQL,

@@ -34,16 +34,21 @@ def plain_strings(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, names=table.column_names)
 
 
-def read_sealed(log: EventLog, parts: Sequence[Part], after: int, until: int) -> pa.Table:
+def read_sealed(
+    log: EventLog, parts: Sequence[Part], after: int, until: int, *, decrypt: bool = True
+) -> pa.Table:
     """Positions (after, until] of the given live parts as one Arrow table, in order
-    (each part's bytes checked against the catalog; parts read in parallel)."""
+    (each part's bytes checked against the catalog; parts read in parallel). Personal
+    fields are decrypted, unless ``decrypt`` is false: the caller decrypts them later."""
     wanted = [p for p in parts if p.last > after and p.first <= until]
     if not wanted:
         return plain_strings(ENVELOPE_SCHEMA.empty_table())
     with ThreadPoolExecutor(max_workers=min(len(wanted), _DOWNLOADS)) as pool:
         tables = list(pool.map(lambda p: log.store.read_range(p, after, until, None), wanted))
     # personal fields are encrypted in the parts: decrypted here (erased once forgotten)
-    table = log.shredder.decrypt_table(pa.concat_tables(tables))
+    table = pa.concat_tables(tables)
+    if decrypt:
+        table = log.shredder.decrypt_table(table)
     if table.num_rows != until - after:
         raise IntegrityError(
             f"the parts do not hold every position in {after + 1}..{until}; the log is "

@@ -1,28 +1,31 @@
-"""The warehouse's own view of the sealed parts: ``order_events`` reads them in place.
+"""The warehouse's own copy of the sealed parts: ``order_events`` reads them typed, in place.
 
-A rebuild of ``order_events`` does not parse and store every event as a typed row. It
-pins the log's sealed parts under ``<warehouse>.parts/<build>/`` and makes
-``analytics.order_events`` a view that types those files' rows as it reads them (then the
-stored typed rows of the events after them). How a part is pinned:
+A rebuild of ``order_events`` does not store every event as a row of the warehouse
+file. It *pins* the log's sealed parts under ``<warehouse>.parts/<build>/``: each part
+becomes one Parquet file of typed ``order_events`` rows (payload and metadata fields as
+columns, DuckDB's ``json_transform``), and ``analytics.order_events`` is a view over
+those files (then the stored typed rows of the events after them). The JSON is parsed
+once, when a part is pinned, not by every query and every rebuild that reads the view.
+How a part is read to be pinned:
 
-* a local part without personal fields: a hard link (no bytes copied), its bytes checked
-  against the catalog (size and SHA-256); a copy, hashed as it is written, where the
-  filesystem refuses links;
-* a part holding encrypted personal fields, or one in object storage: read through the
-  log (checked, decrypted: a forgotten customer's fields read ``[erased]``) and written
-  as a new Parquet file. The warehouse never shows ciphertext. Decrypting is the CPU's
-  work (AES-GCM per value): on the embedded lake, a build with much to decrypt does it
-  in worker processes, one per core (``projections.unseal``).
+* a local part without personal fields: by DuckDB, straight from the log's file, after
+  its bytes were checked against the catalog (size and SHA-256);
+* a part holding encrypted personal fields, or one in object storage: through the log
+  (checked, decrypted: a forgotten customer's fields read ``[erased]``). The warehouse
+  never shows ciphertext. Decrypting is the CPU's work (AES-GCM per value): on the
+  embedded lake, a build with much to decrypt does it in worker processes, one per core
+  (``projections.unseal``).
 
 Either way the pinned file is the warehouse's: a compaction or a repair in the log later
-changes nothing its readers see (a link keeps the bytes when the log drops its name), and
-only the next build replaces it. The view names the files by absolute path, so any
-DuckDB client can query the warehouse from anywhere; a lake moved to another directory
-is re-pinned by its next catch-up (``projections.source.pinned_elsewhere``).
+changes nothing its readers see, and only the next build replaces it. The view names the
+files by absolute path, so any DuckDB client can query the warehouse from anywhere; a
+lake moved to another directory is re-pinned by its next catch-up
+(``projections.source.pinned_elsewhere``).
 
 A part pinned by an earlier build is linked from there (each build lists the SHA-256 of
-the part behind each of its files): rebuilding any projection of a warehouse that exists
-reads, and decrypts, only the parts sealed or compacted since.
+the part behind each of its files, and the code version of ``order_events`` that typed
+them): rebuilding any projection of a warehouse that exists reads, types and decrypts
+only the parts sealed or compacted since.
 
 A warehouse held in memory (no file) has nowhere to keep pinned files: every event is
 stored as a typed row there.
@@ -30,29 +33,32 @@ stored as a typed row there.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from eventlog.errors import IntegrityError
 from eventlog.log import EventLog
-from eventlog.parts import Part, mismatched_part, missing_part
+from eventlog.parts import Part, missing_part
 from projections.ingest import PartsMovedError
+from projections.order_events import ORDER_EVENTS, sql_literal, typed_events
 from projections.parts_source import read_sealed
 from projections.unseal import unseal, workers_for
 
-_COPY_CHUNK = 1 << 20
 SOURCES = "sources.json"  # in each pinned build: file name -> SHA-256 of the part it pins
+# a cache, read often: LZ4 is cheap to decode; row groups of 100k rows keep a scan parallel
+_ROW_GROUP = 100_000
+_WRITE = f"FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE {_ROW_GROUP}"
 _PINNERS = max(2, os.cpu_count() or 1)
 
 
@@ -87,23 +93,40 @@ def _check(log: EventLog, part: Part) -> None:
         log.check_part(part)
 
 
-def _copy_checked(part: Part, dest: Path) -> None:
-    """Copy one part, hashing the bytes written; IntegrityError unless they match."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(part.path, "rb") as src, open(dest, "wb") as out:
-        while chunk := src.read(_COPY_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    if size != part.size or digest.hexdigest() != part.sha256:
-        raise mismatched_part(part)
+_local = threading.local()
+
+
+def _duckdb() -> Any:
+    """This thread's in-memory DuckDB connection, which types the rows it pins."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        import duckdb
+
+        con = _local.con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _write_typed(rows: str, dest: Path) -> None:
+    """Write the typed ``order_events`` rows of a relation of raw log rows at ``dest``."""
+    target = sql_literal(str(dest))
+    _duckdb().execute(f"COPY ({typed_events(rows)}) TO {target} ({_WRITE})")
 
 
 def _write_sealed(log: EventLog, part: Part, dest: Path) -> None:
-    """One part read through ``log`` (checked, decrypted) and written at ``dest``."""
-    table = read_sealed(log, [part], part.first - 1, part.last)
-    pq.write_table(table, dest, compression="lz4")  # a cache, read often: cheap to decode
+    """One part read through ``log`` (checked), typed, decrypted and written at ``dest``.
+
+    The personal fields are opened in their typed columns (``Shredder.decrypt_columns``):
+    no JSON text is rewritten around them.
+    """
+    con = _duckdb()
+    con.register("sealed", read_sealed(log, [part], part.first - 1, part.last, decrypt=False))
+    try:
+        typed = con.sql(typed_events("sealed")).to_arrow_table()
+    finally:
+        con.unregister("sealed")
+    typed = log.shredder.decrypt_columns(typed, stream="order_id")
+    pq.write_table(typed, dest, compression="lz4", row_group_size=_ROW_GROUP)
 
 
 def _failed(log: EventLog, part: Part, dest: Path, exc: BaseException) -> None:
@@ -113,18 +136,23 @@ def _failed(log: EventLog, part: Part, dest: Path, exc: BaseException) -> None:
 
 
 def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool) -> None:
-    """Pin one part at ``dest``: decrypted (or downloaded) and written, else linked
-    (a local part's bytes were checked before, by ``_check``)."""
+    """Pin one part at ``dest``: read through the log where it must be decrypted (or
+    downloaded), else by DuckDB from the log's file (its bytes checked before, by
+    ``_check``)."""
     with _part_errors(log, part, dest):
         if encrypted or not log.store.local:
             _write_sealed(log, part, dest)
             return
+        path = sql_literal(str(part.path))
         try:
-            os.link(part.path, dest)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-            _copy_checked(part, dest)
+            _write_typed(f"read_parquet({path}, hive_partitioning = false)", dest)
+        except Exception as exc:  # a DuckDB error: the file went away, or cannot be read
+            if not part.path.exists():
+                raise FileNotFoundError(str(part.path)) from exc
+            raise IntegrityError(
+                f"part {part.name} cannot be read as Parquet ({exc}); the log is damaged: "
+                "run 'ledgerlake verify'"
+            ) from exc
 
 
 def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
@@ -168,7 +196,11 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
         else:
             for job in [pool.submit(_pin_one, log, p, dest, encrypted) for p, dest in todo]:
                 job.result()
-    sources = {"last_destroyed": erased, "files": {_file_name(p): p.sha256 for p in parts}}
+    sources = {
+        "last_destroyed": erased,
+        "code_version": ORDER_EVENTS.code_version,
+        "files": {_file_name(p): p.sha256 for p in parts},
+    }
     (directory / SOURCES).write_text(json.dumps(sources, sort_keys=True))
     return PinnedParts(directory, expected - 1)
 
@@ -180,8 +212,9 @@ def _file_name(part: Part) -> str:
 def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
     """The files earlier builds pinned, by the SHA-256 of the part each was made from.
 
-    A pinned file depends on its part's bytes and on the keys: a build pinned before the
-    latest key was destroyed may hold that customer's fields decrypted, and is not used.
+    A pinned file depends on its part's bytes, on the keys (a build pinned before the
+    latest key was destroyed may hold that customer's fields decrypted) and on the code
+    that typed it (``order_events``' code version): a build that differs is not used.
     """
     found: dict[str, Path] = {}
     for sources in root.glob(f"*/{SOURCES}"):
@@ -192,6 +225,8 @@ def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
         except (OSError, ValueError):
             continue
         if not isinstance(listed, dict) or listed.get("last_destroyed") != erased:
+            continue
+        if listed.get("code_version") != ORDER_EVENTS.code_version:
             continue
         for name, sha in dict(listed.get("files") or {}).items():
             path = sources.parent / name

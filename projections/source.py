@@ -2,14 +2,13 @@
 
 A build of ``order_events`` is three things, made and switched in one transaction:
 
-* ``<warehouse>.parts/order_events__<build>/``: the sealed parts, pinned and checked
-  (``projections.snapshot``), positions 1..cut;
-* the view ``builds.order_events_parts__<build>``: those files' raw rows;
+* ``<warehouse>.parts/order_events__<build>/``: the sealed parts, checked and pinned as
+  typed rows (``projections.snapshot``), positions 1..cut;
+* the view ``builds.order_events_parts__<build>``: those files' rows;
 * the table ``builds.order_events__<build>``: typed rows of the events after the cut,
   appended by every catch-up.
 
-``analytics.order_events`` is their union, the pinned rows typed as they are read
-(``projections.order_events.events_view``). A warehouse without a file stores every
+``analytics.order_events`` is their union (``projections.order_events.events_view``). A warehouse without a file stores every
 event as a typed row instead (cut 0, nothing pinned).
 """
 
@@ -21,14 +20,14 @@ from typing import Any
 from eventlog.log import EventLog
 from projections.builds import rollback, sql_for, table_name
 from projections.ingest import apply_source
-from projections.order_events import events_view, parts_relation, sql_literal, typed_events
+from projections.order_events import events_view, parts_relation, sql_literal
 from projections.projection import Projection
 from projections.snapshot import PinnedParts, drop_pinned, pin_parts
 from projections.warehouse import UPSERT_CHECKPOINT, Checkpoint, parts_root
 
 
 def parts_view(table: str) -> str:
-    """The raw view of a build's pinned parts: ``builds.<name>_parts__<build>``."""
+    """The view of a build's pinned files: ``builds.<name>_parts__<build>``."""
     schema, name = table.split(".", 1)
     base, build = name.rsplit("__", 1)
     return f"{schema}.{base}_parts__{build}"
@@ -39,7 +38,7 @@ def _dir_name(table: str) -> str:
 
 
 def _parts_view_sql(con: Any, table: str) -> str | None:
-    """The SQL of a source build's raw view of its pinned parts; None when it pinned none."""
+    """The SQL of a source build's view of its pinned files; None when it pinned none."""
     schema, name = parts_view(table).split(".", 1)
     rows = con.execute(
         "SELECT sql FROM duckdb_views() WHERE schema_name = $s AND view_name = $v",
@@ -49,7 +48,7 @@ def _parts_view_sql(con: Any, table: str) -> str | None:
 
 
 def has_parts(con: Any, table: str) -> bool:
-    """Whether a source build pinned parts (its raw view exists)."""
+    """Whether a source build pinned parts (its view of pinned files exists)."""
     return _parts_view_sql(con, table) is not None
 
 
@@ -71,19 +70,19 @@ def build_source(
     table = table_name(projection, build)
     root = parts_root(con)
     pinned: PinnedParts | None = None
-    raw = parts_view(table)
+    files = parts_view(table)
     try:
         if root is not None and log.sealed_head() > 0:
             pinned = pin_parts(log, root, _dir_name(table))
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"DROP VIEW IF EXISTS {raw}")
+        con.execute(f"DROP VIEW IF EXISTS {files}")
         con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(sql_for(projection, projection.ddl, table))
         cut, recorded = 0, None
         if pinned is not None and pinned.cut > 0:
             relation = parts_relation(str(pinned.directory), pinned.cut)
-            con.execute(f"CREATE VIEW {raw} AS {relation}")
-            cut, recorded = pinned.cut, _recorded_at(con, raw, pinned.cut)
+            con.execute(f"CREATE VIEW {files} AS {relation}")
+            cut, recorded = pinned.cut, _recorded_at(con, log, files, pinned.cut)
         position = cut
         if until is not None and until > cut:
             position, recorded = apply_source(
@@ -97,7 +96,7 @@ def build_source(
                 checkpoint=False,
                 on_commit=None,
             )
-        view_sql = events_view(table, raw if cut else None)
+        view_sql = events_view(table, files if cut else None)
         con.execute(f"CREATE OR REPLACE VIEW {projection.view} AS {view_sql}")
         con.execute(
             UPSERT_CHECKPOINT,
@@ -134,21 +133,24 @@ def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
     return sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet") not in sql
 
 
-def _recorded_at(con: Any, raw: str, position: int) -> datetime | None:
+def _recorded_at(con: Any, log: EventLog, view: str, position: int) -> datetime | None:
+    """When the event at ``position`` was recorded: from the pinned files, or from the
+    log when that event is not an order's (the files hold order events alone)."""
     rows = con.execute(
-        f"SELECT recorded_at FROM {raw} WHERE position = $p",  # noqa: S608 - a built name
+        f"SELECT recorded_at FROM {view} WHERE position = $p",  # noqa: S608 - a built name
         {"p": position},
     ).fetchall()
-    return rows[0][0] if rows else None  # type: ignore[no-any-return]
+    if rows:
+        return rows[0][0]  # type: ignore[no-any-return]
+    events = log.events_at([position])
+    return events[0].recorded_at if events else None
 
 
 def touched_events_sql(con: Any, source: Checkpoint) -> str:
     """The statement that gathers the touched orders' events (``touched_positions``) into
-    ``touched_events``: the stored rows, and the pinned parts' rows typed only at those
-    positions (typing every pinned row before filtering would parse them all)."""
+    ``touched_events``: from the stored rows and the pinned files."""
     at = "position IN (SELECT position FROM touched_positions)"
     stored = f"SELECT * FROM {source.table_name} WHERE {at}"  # noqa: S608 - built names
     if has_parts(con, source.table_name):
-        raw = f"(SELECT * FROM {parts_view(source.table_name)} WHERE {at})"  # noqa: S608
-        stored += "\nUNION ALL\n" + typed_events(raw)
+        stored += f"\nUNION ALL\nSELECT * FROM {parts_view(source.table_name)} WHERE {at}"
     return "CREATE OR REPLACE TEMP TABLE touched_events AS\n" + stored

@@ -181,3 +181,48 @@ def test_forget_on_every_tail(request: pytest.FixtureRequest, lake: Path, backen
     assert payloads[0]["customer_name"] == ERASED and payloads[2]["customer_name"] == "Other Person"
     assert forget_customer(log, "c-1").already
     log.close()
+
+
+def _typed(table: pa.Table, fields: list[str]) -> pa.Table:
+    """Envelope rows as typed rows: a column per payload field (as order_events has)."""
+    payloads = [json.loads(p) for p in table.column("payload").to_pylist()]
+    cols = {c: table.column(c).cast(pa.string()) for c in ("stream_id", "event_id", "event_type")}
+    for f in fields:
+        cols[f] = pa.array([p.get(f) for p in payloads], pa.string())
+    return pa.table(cols)
+
+
+def test_typed_columns_open_as_the_stored_json_does(lake: Path) -> None:
+    log = open_order_log(lake)
+    log.append("o-1", [created(), address(), note()])
+    log.append("o-2", [created("c-2", "Second Person"), note("another")])
+    forget_customer(log, "c-2")
+    log.seal()
+    raw = pa.concat_tables(log.store.read_range(p, p.first - 1, p.last, None) for p in log.parts())
+    fields = [*sorted(log.shredder.state_fields), "currency"]
+    typed = _typed(raw, fields)
+    assert any(str(v).startswith(TAG) for v in typed.column("customer_name").to_pylist())
+    opened = log.shredder.decrypt_columns(typed)
+    assert opened.equals(_typed(log.shredder.decrypt_table(raw), fields))
+    names = opened.column("customer_name").to_pylist()
+    assert NAME in names and ERASED in names and "Second Person" not in names
+    # a tagged value where the event type has no such personal field stays as stored
+    shipped = pa.table(
+        {
+            "stream_id": ["o-1"],
+            "event_id": ["e-x"],
+            "event_type": ["OrderShipped"],
+            "note": [typed.column("note").to_pylist()[2]],
+        }
+    )
+    assert log.shredder.decrypt_columns(shipped).equals(shipped)
+    # a ciphertext moved to another event does not open
+    moved = typed.set_column(
+        typed.schema.get_field_index("note"),
+        "note",
+        pa.array([None, None, typed.column("note")[2].as_py(), None, None, None]),
+    ).slice(0, 3)
+    moved = moved.set_column(1, "event_id", pa.array(["a", "b", "c"]))
+    with pytest.raises(IntegrityError, match="does not open"):
+        log.shredder.decrypt_columns(moved)
+    log.close()

@@ -9,6 +9,7 @@ import pytest
 
 from eventlog.errors import InvalidInputError
 from projections import derive, plan
+from projections.order_events import ORDER_EVENTS
 from projections.plan import select
 from projections.progress import lag
 from projections.runner import StaleProjectionError, catch_up, rebuild
@@ -37,7 +38,7 @@ def test_checkpoint_moves_with_each_committed_batch(lake: Path) -> None:
     cp = checkpoints(con)["order_events"]
     assert (cp.position, cp.code_version, cp.table_name, cp.build) == (
         12,
-        "2",
+        ORDER_EVENTS.code_version,
         "builds.order_events__1",
         1,
     )

@@ -69,11 +69,16 @@ def test_sealed_parts_are_pinned_and_read_in_place(lake: Path) -> None:
     assert stored == b - a  # only the tail is stored typed; the parts are read in place
     assert _pinned(lake) == ["order_events__1"]
     assert _tables(con) == _in_memory(log)
-    # the parts hold the personal fields encrypted; the pinned files hold them decrypted
+    # the parts hold the personal fields encrypted; the pinned files hold typed rows,
+    # decrypted, in the view's columns
     raw = pq.read_table(log.parts()[0].path).column("payload").to_pylist()
     assert any("enc:v1:" in p for p in raw)
+    columns = [r[0] for r in con.execute("DESCRIBE analytics.order_events").fetchall()]
     for path in _files(lake, "order_events__1"):
-        assert not any("enc:v1:" in p for p in pq.read_table(path).column("payload").to_pylist())
+        pinned = pq.read_table(path)
+        assert pinned.column_names == columns
+        values = [v for row in pinned.to_pylist() for v in row.values()]
+        assert not any(isinstance(v, str) and "enc:v1:" in v for v in values)
     con.close()
 
     # more sealed and compacted in the log: the warehouse goes on from its checkpoint
@@ -158,4 +163,20 @@ def test_the_sql_sandbox_reads_the_pinned_parts_but_not_the_log(lake: Path) -> N
     with pytest.raises(duckdb.PermissionException):
         con.execute(f"SELECT count(*) FROM read_parquet('{part}')")
     con.close()
+    log.close()
+
+
+def test_a_cut_at_another_streams_event_keeps_its_recorded_time(lake: Path) -> None:
+    # the pinned files hold order events alone: the checkpoint's time of the last sealed
+    # event, a customer's erasure here, comes from the log
+    log = _sealed_and_caught_up(lake, 6)
+    forget_customer(log, "c2")
+    log.seal()
+    head = log.events_at([log.head()])[0]
+    assert head.stream_type != "order"
+    rebuild(log, None, ["order_events"])
+    con = connect(log, read_only=True)
+    cp = checkpoints(con)["order_events"]
+    con.close()
+    assert (cp.position, cp.recorded_at) == (head.position, head.recorded_at)
     log.close()
