@@ -46,8 +46,6 @@ def session(source: LogSource, warehouse: Warehouse) -> Iterator[tuple[EventLog,
         try:
             yield log, con
         finally:
-            with contextlib.suppress(duckdb.Error):  # a run's typed events (derive.SOURCE_RUN)
-                con.unregister("run_events")
             if own_con:
                 con.close()
             else:

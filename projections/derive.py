@@ -55,44 +55,13 @@ class FoldCache:
     """
 
     full: bool
-    shared: bool = False
-    """Several projections of the run fill from every event: type them once (``SOURCE_RUN``)."""
     key: tuple[str, int, int] | None = None
     states: pa.Table | None = None
-    events_hi: int | None = None
-    events: pa.Table | None = None
 
     @classmethod
     def for_run(cls, projections: Sequence[Projection]) -> FoldCache:
         """The cache of a run over ``projections``."""
-        readers = [p for p in projections if p.folds or SOURCE_ALL in p.full_sql]
-        return cls(
-            full=any(p.folds and not p.last_states_only for p in projections),
-            shared=len(readers) > 1,
-        )
-
-
-# ``analytics.order_events`` types the pinned parts as it reads them: when several
-# projections of a run fill from every event, the run types them once, into Arrow memory
-# registered as ``run_events`` (never written to the warehouse file), and all read that.
-SOURCE_RUN = "SELECT * FROM run_events"
-# the audit metadata is left out: no derived projection reads it, and it is a good part
-# of the JSON to type
-RUN_EVENTS = SOURCE_ALL.replace(
-    "SELECT *",
-    "SELECT * EXCLUDE (actor, command_id, correlation_id, causation_id, source, command)",
-)
-
-
-def all_events(con: Any, hi: int, cache: FoldCache) -> str:
-    """The query of every event up to ``hi`` a full fill reads (see ``SOURCE_RUN``)."""
-    if not cache.shared:
-        return SOURCE_ALL
-    if cache.events_hi != hi or cache.events is None:
-        cache.events = con.sql(RUN_EVENTS, params={"hi": hi}).to_arrow_table()
-        cache.events_hi = hi
-    con.register("run_events", cache.events)
-    return SOURCE_RUN
+        return cls(full=any(p.folds and not p.last_states_only for p in projections))
 
 
 def register_states(
@@ -120,9 +89,8 @@ def fold(con: Any, source: str, lo: int, hi: int, *, last_only: bool) -> pa.Tabl
 
 def fill(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:
     """Fill an empty table from every event up to ``hi`` (inside the caller's transaction)."""
-    source = all_events(con, hi, cache)
-    register_states(con, projection, source, 0, hi, cache)
-    sql = sql_for(projection, projection.full_sql, table).replace(SOURCE_ALL, source)
+    register_states(con, projection, SOURCE_ALL, 0, hi, cache)
+    sql = sql_for(projection, projection.full_sql, table)
     con.execute(sql, params(sql, 0, hi))
 
 
