@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from eventlog.errors import IntegrityError
 from eventlog.log import EventLog
 from eventlog.parts import Part, missing_part
-from projections.ingest import PartsMovedError
+from projections.ingest import SMALL_CHUNK, PartsMovedError
 from projections.order_events import ORDER_EVENTS, sql_literal, typed_events
 from projections.parts_source import read_sealed
 from projections.unseal import unseal, workers_for
@@ -189,7 +189,11 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
         if log.store.local:  # every byte checked before anything (DuckDB too) reads it
             for job in [pool.submit(_check, log, p) for p, _ in todo]:
                 job.result()
-        encrypted = log.store.local and log.shredder.encrypted([str(p.path) for p, _ in todo])
+        # a few parts (a catch-up's) go through the log without first scanning them for
+        # sealed values: the scan would cost more than the reading it could spare
+        few = sum(p.count for p, _ in todo) <= SMALL_CHUNK
+        encrypted = few or log.shredder.encrypted([str(p.path) for p, _ in todo])
+        encrypted = encrypted and log.store.local
         workers = workers_for(log, todo) if encrypted else 0
         if workers:
             unseal(log, todo, workers, _write_sealed, partial(_failed, log))
