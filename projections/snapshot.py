@@ -197,8 +197,9 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
         if log.store.local:  # every byte checked before anything (DuckDB too) reads it
             for job in [pool.submit(_check, log, p) for p, _ in todo]:
                 job.result()
-        # a few parts (a catch-up's) go through the log without first scanning them for
-        # sealed values: the scan would cost more than the reading it could spare
+        # a few parts (a build that links the others from an earlier one) go through the
+        # log without first scanning them for sealed values: the scan would cost more
+        # than the reading it could spare
         few = sum(p.count for p, _ in todo) <= SMALL_CHUNK
         encrypted = few or log.shredder.encrypted([str(p.path) for p, _ in todo])
         encrypted = encrypted and log.store.local
