@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -179,4 +180,24 @@ def test_a_cut_at_another_streams_event_keeps_its_recorded_time(lake: Path) -> N
     cp = checkpoints(con)["order_events"]
     con.close()
     assert (cp.position, cp.recorded_at) == (head.position, head.recorded_at)
+    log.close()
+
+
+def test_files_typed_by_another_code_version_are_pinned_again(lake: Path) -> None:
+    log = _sealed_and_caught_up(lake, 8)
+    rebuild(log, None, ["order_events"])  # build 2 links build 1's files
+    inodes = {p.name: p.stat().st_ino for p in _files(lake, "order_events__2")}
+    assert inodes == {p.name: p.stat().st_ino for p in _files(lake, "order_events__1")}
+    # as if the builds kept had been typed by an older order_events: nothing is reused
+    for sources in pinned_dir(warehouse_path(lake)).glob("*/sources.json"):
+        listed = json.loads(sources.read_text())
+        listed["code_version"] = "2"
+        sources.write_text(json.dumps(listed))
+    rebuild(log, None, ["order_events"])
+    again = {p.name: p.stat().st_ino for p in _files(lake, "order_events__3")}
+    assert again.keys() == inodes.keys()
+    assert not set(again.values()) & set(inodes.values())
+    con = connect(log, read_only=True)
+    assert _tables(con) == _in_memory(log)
+    con.close()
     log.close()
