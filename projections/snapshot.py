@@ -150,16 +150,20 @@ def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool, one_thread:
         if encrypted or not log.store.local:
             _write_sealed(log, part, dest, one_thread)
             return
+        import duckdb
+
         path = sql_literal(str(part.path))
         try:
             rows = f"read_parquet({path}, hive_partitioning = false)"
             _write_typed(rows, dest, one_thread)
-        except Exception as exc:  # a DuckDB error: the file went away, or cannot be read
-            if not part.path.exists():
+        except duckdb.Error as exc:
+            if not part.path.exists():  # a compaction removed it since it was listed
                 raise FileNotFoundError(str(part.path)) from exc
+            if isinstance(exc, duckdb.IOException):  # a file not opened or written (a full
+                raise  # disk): no sign the part is damaged
             raise IntegrityError(
-                f"part {part.name} cannot be read as Parquet ({exc}); the log is damaged: "
-                "run 'ledgerlake verify'"
+                f"part {part.name} cannot be read as Parquet ({exc}); the log is "
+                "damaged: run 'ledgerlake verify'"
             ) from exc
 
 

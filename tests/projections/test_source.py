@@ -15,6 +15,7 @@ import pytest
 from eventlog.errors import IntegrityError
 from eventlog.log import EventLog
 from eventlog.orders.log import forget_customer
+from projections import snapshot
 from projections.plan import PROJECTIONS
 from projections.runner import catch_up, rebuild
 from projections.warehouse import checkpoints, connect, pinned_dir, warehouse_path
@@ -200,4 +201,22 @@ def test_files_typed_by_another_code_version_are_pinned_again(lake: Path) -> Non
     con = connect(log, read_only=True)
     assert _tables(con) == _in_memory(log)
     con.close()
+    log.close()
+
+
+def test_a_part_damaged_after_its_check_is_named_and_a_failed_write_is_not(lake: Path) -> None:
+    log = _sealed_and_caught_up(lake, 6)
+    part = log.parts()[0]
+    dest = lake / "pinned.parquet"
+    original = part.path.read_bytes()
+    part.path.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")  # after the check, before the read
+    with pytest.raises(IntegrityError, match=f"part {part.name} cannot be read"):
+        snapshot._pin_one(log, part, dest, False, True)
+    assert not dest.exists()
+    part.path.write_bytes(original)
+    # the warehouse's side failing (here: no directory to write in) is not the log's damage
+    with pytest.raises(duckdb.IOException):
+        snapshot._pin_one(log, part, lake / "missing" / "pinned.parquet", False, True)
+    snapshot._pin_one(log, part, dest, False, True)
+    assert pq.read_table(dest).num_rows > 0
     log.close()
