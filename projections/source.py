@@ -8,8 +8,9 @@ A build of ``order_events`` is three things, made and switched in one transactio
 * the table ``builds.order_events__<build>``: typed rows of the events after the cut,
   appended by every catch-up.
 
-``analytics.order_events`` is their union (``projections.order_events.events_view``). A warehouse without a file stores every
-event as a typed row instead (cut 0, nothing pinned).
+``analytics.order_events`` is their union (``projections.order_events.events_view``). A
+warehouse without a file stores every event as a typed row instead (cut 0, nothing
+pinned).
 """
 
 from __future__ import annotations
