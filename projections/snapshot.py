@@ -142,12 +142,11 @@ def _failed(log: EventLog, part: Part, dest: Path, exc: BaseException) -> None:
         raise exc
 
 
-def _pin_one(log: EventLog, part: Part, dest: Path, encrypted: bool, one_thread: bool) -> None:
-    """Pin one part at ``dest``: read through the log where it must be decrypted (or
-    downloaded), else by DuckDB from the log's file (its bytes checked before, by
-    ``_check``)."""
+def _pin_one(log: EventLog, part: Part, dest: Path, through_log: bool, one_thread: bool) -> None:
+    """Pin one part at ``dest``: read ``through_log`` (downloaded, or decrypted), else by
+    DuckDB from the log's local file (its bytes checked before, by ``_check``)."""
     with _part_errors(log, part, dest):
-        if encrypted or not log.store.local:
+        if through_log:
             _write_sealed(log, part, dest, one_thread)
             return
         import duckdb
@@ -201,18 +200,20 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
         if log.store.local:  # every byte checked before anything (DuckDB too) reads it
             for job in [pool.submit(_check, log, p) for p, _ in todo]:
                 job.result()
-        # a few parts (a build that links the others from an earlier one) go through the
-        # log without first scanning them for sealed values: the scan would cost more
-        # than the reading it could spare
-        few = sum(p.count for p, _ in todo) <= SMALL_CHUNK
-        encrypted = few or log.shredder.encrypted([str(p.path) for p, _ in todo])
-        encrypted = encrypted and log.store.local
-        workers = workers_for(log, todo) if encrypted else 0
+        # through the log: parts in object storage, parts holding sealed values, and a
+        # few parts (a build that links the others from an earlier one), which are not
+        # first scanned for sealed values: the scan would cost more than it could spare
+        through_log = (
+            not log.store.local
+            or sum(p.count for p, _ in todo) <= SMALL_CHUNK
+            or log.shredder.encrypted([str(p.path) for p, _ in todo])
+        )
+        workers = workers_for(log, todo) if through_log else 0
         if workers:
             unseal(log, todo, workers, _write_sealed, partial(_failed, log))
         else:
             many = len(todo) > 1
-            jobs = [pool.submit(_pin_one, log, p, dest, encrypted, many) for p, dest in todo]
+            jobs = [pool.submit(_pin_one, log, p, dest, through_log, many) for p, dest in todo]
             for job in jobs:
                 job.result()
     sources = {

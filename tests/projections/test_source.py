@@ -220,3 +220,19 @@ def test_a_part_damaged_after_its_check_is_named_and_a_failed_write_is_not(lake:
     snapshot._pin_one(log, part, dest, False, True)
     assert pq.read_table(dest).num_rows > 0
     log.close()
+
+
+def test_parts_in_object_storage_are_pinned_however_many(
+    s3: Any, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.s3 import make_s3_lake
+
+    make_s3_lake(s3, lake, monkeypatch)
+    # as if the parts held more than a few events: nothing may scan them on a local disk
+    monkeypatch.setattr(snapshot, "SMALL_CHUNK", 0)
+    log = _sealed_and_caught_up(lake, 8)
+    assert not log.store.local
+    con = connect(log, read_only=True)
+    assert _tables(con) == _in_memory(log)
+    con.close()
+    log.close()
