@@ -22,7 +22,10 @@ LAST_RECORDED = (
     "SELECT max(recorded_at) FILTER (WHERE position = $hi), count(DISTINCT position) FROM batch"
 )
 SMALL_CHUNK = 50_000
-"""Sealed positions up to this many are read as Arrow (decrypted where sealed), more by DuckDB."""
+"""Up to this many sealed events are read through the log as Arrow (decrypted where
+sealed) without first scanning their files for sealed values: a catch-up's chunk, and the
+parts a build pins (``projections.snapshot``). More are scanned, and read by DuckDB when
+they hold none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,9 +130,9 @@ def test_rows_match_log_fails_when_rows_go_missing(caught_up: Any, name: str, ke
     assert evaluate(lake, instance, "rows_match_log", name).passed
     table = physical(lake, name)
     pinned = sorted(pinned_dir(warehouse_path(lake)).glob(f"{table.split('.')[1]}/*.parquet"))
-    if pinned:  # order_events reads the sealed events from the warehouse's pinned parts
+    if pinned:  # order_events reads the sealed events from the warehouse's pinned files
         part = pq.read_table(pinned[0])
-        pinned[0].unlink()  # a new file: never write through a link into the log's part
+        pinned[0].unlink()  # a new file: never write through a link another build shares
         pq.write_table(part.slice(2), pinned[0])
     else:
         write(lake, f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} LIMIT 2)")
