@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from projections.builds import OnCommit, params, rollback, sql_for
-from projections.fold import FOLD_INPUT, fold_states
+from projections.fold import FOLD_INPUT, Folded, fold_orders
 from projections.order_events import ORDER_EVENTS
 from projections.projection import (
     DELETE_TOUCHED_ORDERS,
@@ -56,7 +54,7 @@ class FoldCache:
 
     full: bool
     key: tuple[str, int, int] | None = None
-    states: pa.Table | None = None
+    folded: Folded | None = None
 
     @classmethod
     def for_run(cls, projections: Sequence[Projection]) -> FoldCache:
@@ -67,24 +65,27 @@ class FoldCache:
 def register_states(
     con: Any, projection: Projection, source: str, lo: int, hi: int, cache: FoldCache
 ) -> None:
-    """For a folding projection, register ``states``: fold_states of the source's events.
+    """For a folding projection, register the fold of the source's events: ``states``
+    (every state, when the run needs them) and ``last_states`` (each order's last).
 
     ``orders`` and ``order_states`` fold the same events in one run: computed once.
     """
     if not projection.folds:
         return
     key = (source, lo, hi)
-    if cache.key != key or cache.states is None:
-        cache.states = fold(con, source, lo, hi, last_only=not cache.full)
+    if cache.key != key or cache.folded is None:
+        cache.folded = fold(con, source, lo, hi, every=cache.full)
         cache.key = key
-    con.register("states", cache.states)
+    if cache.folded.every is not None:
+        con.register("states", cache.folded.every)
+    con.register("last_states", cache.folded.last)
 
 
-def fold(con: Any, source: str, lo: int, hi: int, *, last_only: bool) -> pa.Table:
-    """fold_states of the events a source query selects ($lo/$hi bound)."""
+def fold(con: Any, source: str, lo: int, hi: int, *, every: bool) -> Folded:
+    """fold_orders of the events a source query selects ($lo/$hi bound)."""
     sql = FOLD_INPUT.replace("@SOURCE@", source)
     events = con.sql(sql, params=params(sql, lo, hi))
-    return fold_states(events.to_arrow_table(), last_only=last_only)
+    return fold_orders(events.to_arrow_table(), every=every)
 
 
 def fill(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:
@@ -123,7 +124,7 @@ def apply_derived(
         built[(lo, hi)] = int(known[0][0]) if known else 0
     register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
     if projection.reads_previous_states:
-        previous = fold(con, SOURCE_PREVIOUS, lo, hi, last_only=True)
+        previous = fold(con, SOURCE_PREVIOUS, lo, hi, every=False).last
         con.register("previous_states", previous)
     for statement in projection.incremental_sql:
         if statement == DELETE_TOUCHED_ORDERS and built[(lo, hi)] == 0:

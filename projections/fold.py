@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -76,12 +78,12 @@ class _Segments:
         ff = np.maximum.accumulate(np.where(mask, self.rows, -1))
         return np.asarray(np.where(ff >= self.first_of_row, ff, -1))
 
-    def first_index(self, mask: np.ndarray) -> np.ndarray:
-        """Index of the run's first row where mask holds, if it is <= this row, else -1."""
+    def first_in_run(self, mask: np.ndarray) -> np.ndarray:
+        """Per run, the index of its first row where mask holds, else -1."""
         if not self.n:
             return self.rows
-        firsts = np.minimum.reduceat(np.where(mask, self.rows, self.n), self.first)[self.run]
-        return np.asarray(np.where(firsts <= self.rows, firsts, -1))
+        firsts = np.minimum.reduceat(np.where(mask, self.rows, self.n), self.first)
+        return np.asarray(np.where(firsts < self.n, firsts, -1))
 
     def cummin(self, x: np.ndarray) -> np.ndarray:
         """Running minimum within each run (via ranks, so no value range can overflow)."""
@@ -115,15 +117,45 @@ def _times(values: np.ndarray, index: np.ndarray) -> pa.Array:
     return pa.array(picked, mask=missing, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
 
 
-def fold_states(
-    events: pa.Table, *, last_only: bool = False, pieces: int | None = None
-) -> pa.Table:
-    """The state after each event of each order, folded in (occurred_at, version) order.
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """The fold of a set of orders: every state, and each order's last state.
+
+    ``every``: one row per event, the state after it (``STATE_FIELDS``, ``valid_from``,
+    ``valid_to``, ``recorded_at``, ``position``), or None when only the last states were
+    asked for. ``last``: one row per order, its final state with the same columns plus
+    what only the current state carries (``ORDER_COLUMNS``: the customer's name and
+    email, the channel, tracking number, milestone times, last recorded time and
+    position). The order-level columns are taken only at the last rows: computing them
+    for every event would cost a third of the fold, and no table keeps them per state.
+    """
+
+    every: pa.Table | None
+    last: pa.Table
+
+
+ORDER_COLUMNS = (
+    "customer_name",
+    "customer_email",
+    "channel",
+    "tracking_number",
+    "created_at",
+    "paid_at",
+    "shipped_at",
+    "delivered_at",
+    "cancelled_at",
+    "last_recorded_at",
+    "last_position",
+)
+"""The columns only ``Folded.last`` has: facts of an order's current state alone."""
+
+
+def fold_orders(events: pa.Table, *, every: bool = True, pieces: int | None = None) -> Folded:
+    """Fold the orders of ``events`` in (occurred_at, version) order: see ``Folded``.
 
     ``events`` come in any order (FOLD_INPUT's columns). The fold sorts row numbers, not
     rows: numeric columns are permuted as numpy arrays, and a string column is only
-    taken at the rows the output needs. With ``last_only`` the result holds each order's
-    final state alone (``is_last`` rows), which is all ``analytics.orders`` reads.
+    taken at the rows the output needs.
 
     The states come out grouped by order, in order-id order. More than ``PARALLEL_ROWS``
     events are folded in ``pieces`` (default: twice the cores, at most 8) ranges of order
@@ -141,18 +173,28 @@ def fold_states(
     codes = rank[encoded.indices.to_numpy()] if n else np.zeros(0, dtype=np.int64)
     k = pieces if pieces is not None else min(8, 2 * (os.cpu_count() or 1))
     if k < 2 or (pieces is None and n <= PARALLEL_ROWS) or len(rank) < k:
-        return _fold(events, codes, last_only)
+        return _fold(events, codes, every)
     bounds = np.linspace(0, len(rank), k + 1).astype(np.int64)
     masks = [(codes >= lo) & (codes < hi) for lo, hi in itertools.pairwise(bounds)]
     with ThreadPoolExecutor(max_workers=k) as pool:
-        folded = list(
-            pool.map(lambda m: _fold(events.filter(pa.array(m)), codes[m], last_only), masks)
-        )
-    return pa.concat_tables(folded)
+        folded = list(pool.map(lambda m: _fold(events.filter(pa.array(m)), codes[m], every), masks))
+    return Folded(
+        pa.concat_tables([f.every for f in folded if f.every is not None]) if every else None,
+        pa.concat_tables([f.last for f in folded]),
+    )
 
 
-def _fold(events: pa.Table, raw_codes: np.ndarray, last_only: bool) -> pa.Table:
-    """fold_states of ``events`` whose order ids ``raw_codes`` rank."""
+def fold_states(
+    events: pa.Table, *, last_only: bool = False, pieces: int | None = None
+) -> pa.Table:
+    """The state after each event of each order (``Folded.every``), or with ``last_only``
+    each order's final state (``Folded.last``)."""
+    folded = fold_orders(events, every=not last_only, pieces=pieces)
+    return folded.last if last_only or folded.every is None else folded.every
+
+
+def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool) -> Folded:
+    """fold_orders of ``events`` whose order ids ``raw_codes`` rank."""
     n = events.num_rows
     occurred_raw = _micros(events, "occurred_at")
     perm = np.lexsort((_ints(events, "version"), occurred_raw, raw_codes))
@@ -221,7 +263,6 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, last_only: bool) -> pa.Table:
     base_status = np.where(last_set >= 0, base[np.where(last_set < 0, 0, last_set)], 0)
     paid = (base_status == 1) & (last_trigger > last_set)
     status = np.where(paid, 2, base_status).astype(np.int8)
-    first_paid = orders.first_index(paid)
 
     last_created = orders.last_index(kind == CREATED)
     last_address = orders.last_index(kind == ADDRESS)
@@ -231,24 +272,14 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, last_only: bool) -> pa.Table:
         is_last[:-1] = orders.run[1:] != orders.run[:-1]
     next_index = np.where(is_last, -1, orders.rows + 1)
 
-    def group_max(values: np.ndarray) -> np.ndarray:
-        if not n:
-            return values
-        return np.asarray(np.maximum.reduceat(values, orders.first)[orders.run])
+    last = np.flatnonzero(is_last)
 
-    out = np.flatnonzero(is_last) if last_only else orders.rows
-
-    def created(name: str) -> pa.Array:
-        return take(name, last_created[out]).fill_null("")
-
-    def at(index: np.ndarray) -> pa.Array:
-        return _times(occurred, index[out])
-
-    return pa.table(
-        {
+    def states(out: np.ndarray) -> dict[str, Any]:
+        """The columns of every state, at the sorted rows ``out``."""
+        return {
             "order_id": take("order_id", out),
-            "customer_id": created("customer_id"),
-            "currency": created("currency"),
+            "customer_id": take("customer_id", last_created[out]).fill_null(""),
+            "currency": take("currency", last_created[out]).fill_null(""),
             "status": pa.DictionaryArray.from_arrays(status[out], STATUSES).cast(pa.string()),
             "item_count": item_count[out],
             "subtotal_cents": subtotal[out],
@@ -264,21 +295,34 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, last_only: bool) -> pa.Table:
             "note_count": notes[out],
             "version": version[out],
             "last_event_type": take("event_type", out),
-            "customer_name": created("customer_name"),
-            "customer_email": created("customer_email"),
-            "channel": created("channel"),
-            "tracking_number": take("tracking_number", last_shipped[out]),
             "valid_from": _times(occurred, out),
             "valid_to": _times(occurred, next_index[out]),
             "recorded_at": _times(recorded, out),
             "position": position[out],
-            "created_at": at(orders.first_index(kind == CREATED)),
-            "paid_at": at(first_paid),
-            "shipped_at": at(orders.first_index(kind == SHIPPED)),
-            "delivered_at": at(orders.first_index(kind == DELIVERED)),
-            "cancelled_at": at(orders.first_index(kind == CANCELLED)),
-            "last_recorded_at": _times(group_max(recorded), out),
-            "last_position": group_max(position)[out],
-            "is_last": is_last[out],
+        }
+
+    def first(mask: np.ndarray) -> pa.Array:
+        """Per order (in ``last``'s order), the occurred time of its first row in mask."""
+        return _times(occurred, orders.first_in_run(mask))
+
+    def largest(values: np.ndarray) -> np.ndarray:
+        """Per order, the largest of its rows' values (they are not sorted by it)."""
+        return np.asarray(np.maximum.reduceat(values, orders.first)) if n else values
+
+    final = states(last)
+    final.update(
+        {
+            "customer_name": take("customer_name", last_created[last]).fill_null(""),
+            "customer_email": take("customer_email", last_created[last]).fill_null(""),
+            "channel": take("channel", last_created[last]).fill_null(""),
+            "tracking_number": take("tracking_number", last_shipped[last]),
+            "created_at": first(kind == CREATED),
+            "paid_at": first(paid),
+            "shipped_at": first(kind == SHIPPED),
+            "delivered_at": first(kind == DELIVERED),
+            "cancelled_at": first(kind == CANCELLED),
+            "last_recorded_at": _times(largest(recorded), np.arange(len(last))),
+            "last_position": largest(position),
         }
     )
+    return Folded(pa.table(states(orders.rows)) if every else None, pa.table(final))

@@ -44,10 +44,12 @@ class Projection:
     batch_sql: str = ""
     depends_on: tuple[str, ...] = ()
     folds: bool = False
-    """True when the SQL reads ``states``: the runner registers ``fold_states`` of the
-    source (all orders for ``full_sql``, the touched ones for ``incremental_sql``)."""
+    """True when the SQL reads the fold of the source (all orders for ``full_sql``, the
+    touched ones for ``incremental_sql``): ``states`` (every state) and ``last_states``
+    (each order's last, with its order-level columns; ``projections.fold.Folded``)."""
     last_states_only: bool = False
-    """A folding projection that reads only each order's last state (``is_last``)."""
+    """A folding projection that reads ``last_states`` alone (no run needs every state
+    for it)."""
     reads_previous_states: bool = False
     """True when ``incremental_sql`` reads ``previous_states``: the last state of each
     touched order as of the projection's checkpoint (the runner folds it)."""

@@ -53,8 +53,7 @@ SELECT
     customer_name, customer_email, channel, tracking_number,
     created_at, paid_at, shipped_at, delivered_at, cancelled_at,
     valid_from AS last_occurred_at, last_recorded_at, last_position
-FROM states
-WHERE is_last
+FROM last_states
 """.replace("@STATE@", STATE_SELECT)
 
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.decider import PUBLIC_FIELDS
 from eventlog.orders.events import REGISTRY
-from projections.fold import FOLD_INPUT, fold_states
+from projections.fold import FOLD_INPUT, ORDER_COLUMNS, fold_orders, fold_states
 from projections.order_state import STATE_COLUMNS, STATE_FIELDS, STATE_SELECT, state_column_ddl
 from projections.projection import fold_query
 from tests.support.histories import RECORDED_T0, T0, RawEvent, histories
@@ -127,6 +127,48 @@ def _assert_three_agree(rows: list[dict[str, Any]]) -> None:
     for last_only in (False, True):
         whole = fold_states(events, last_only=last_only, pieces=1)
         assert fold_states(events, last_only=last_only, pieces=2).equals(whole)
+    _assert_last_states(events)
+
+
+# the order-level columns sql/fold.sql also computes (per state; the last one counts)
+_SQL_ORDER_COLUMNS = (
+    "customer_name",
+    "customer_email",
+    "channel",
+    "tracking_number",
+    "created_at",
+    "shipped_at",
+    "delivered_at",
+    "cancelled_at",
+)
+
+
+def _assert_last_states(events: pa.Table) -> None:
+    """``Folded.last`` is each order's final state (every state's row with no valid_to),
+    and its order-level columns, taken at the last rows alone, agree with the SQL fold's
+    last state and with the order's largest recorded time and position."""
+    folded = fold_orders(events, pieces=1)
+    assert folded.every is not None and not set(ORDER_COLUMNS) & set(folded.every.schema.names)
+    every = folded.every.to_pylist()
+    last = {r["order_id"]: r for r in folded.last.to_pylist()}
+    assert set(last) == {r["order_id"] for r in every}
+    for row in every:
+        if row["valid_to"] is None:
+            assert {k: last[row["order_id"]][k] for k in row} == row
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("events", events)
+    columns = ", ".join(("order_id", *_SQL_ORDER_COLUMNS))
+    sql = fold_query("SELECT * FROM events", f"SELECT {columns} FROM states WHERE valid_to IS NULL")
+    for want in con.sql(sql).to_arrow_table().to_pylist():
+        got = last[want["order_id"]]
+        for name in _SQL_ORDER_COLUMNS:
+            assert got[name] == want[name], ("last", want["order_id"], name)
+    for order_id, row in last.items():
+        mine = [e for e in events.to_pylist() if e["order_id"] == order_id]
+        assert row["last_recorded_at"] == max(e["recorded_at"] for e in mine)
+        assert row["last_position"] == max(e["position"] for e in mine)
+    con.close()
 
 
 def test_state_columns_are_the_domain_public_fields_with_their_types() -> None:
