@@ -23,8 +23,8 @@ from eventlog.orders.events import ORDER_EVENT_TYPES
 
 FOLD_INPUT = """
 SELECT order_id, version, position, event_type, occurred_at, recorded_at, customer_id,
-       customer_name, customer_email, currency, channel, sku, product_name, quantity,
-       unit_price_cents, amount_cents, city, country, carrier, tracking_number
+       customer_name, customer_email, currency, channel, sku, quantity, unit_price_cents,
+       amount_cents, city, country, carrier, tracking_number
 FROM (@SOURCE@)
 """
 
