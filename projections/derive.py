@@ -21,27 +21,37 @@ from projections.source import touched_events_sql
 from projections.temporal import ORDER_STATES, install_macros
 from projections.warehouse import ADVANCE_CHECKPOINT, checkpoints
 
+# The orders with events in ($lo, $hi], each with its first version among them.
 TOUCHED = """
 CREATE OR REPLACE TEMP TABLE touched AS
-SELECT DISTINCT order_id FROM analytics.order_events WHERE position > $lo AND position <= $hi
+SELECT order_id, min(version) AS first_version FROM analytics.order_events
+WHERE position > $lo AND position <= $hi
+GROUP BY order_id
+"""
+# The touched orders the derived tables already hold rows for (events at or before the
+# checkpoint): only theirs are deleted and recomputed; a new order has nothing to delete.
+# An order's versions grow with its positions (both are given at commit, in order), so
+# an order has events at or before $lo exactly when its first version after $lo is not 1.
+TOUCHED_KNOWN = """
+CREATE OR REPLACE TEMP TABLE touched_known AS
+SELECT order_id FROM touched WHERE first_version > 1
 """
 # The touched orders' whole histories, gathered once per catch-up and read by every
-# derived projection (one scan of order_events instead of one per projection). Two steps:
-# the positions first (reads only order_id and position), then the rows at those
-# positions; filtering all 38 columns on order_id at once would decode every row.
+# derived projection (one scan of order_events instead of one per projection).
+# When every touched order is new, its history is the new events alone.
+TOUCHED_NEW_EVENTS = """
+CREATE OR REPLACE TEMP TABLE touched_events AS
+SELECT * FROM analytics.order_events WHERE position > $lo AND position <= $hi
+"""
+# Otherwise two steps: the positions first (reads only order_id and position), then the
+# rows at those positions; filtering all 38 columns on order_id at once would decode
+# every row.
 TOUCHED_POSITIONS = """
 CREATE OR REPLACE TEMP TABLE touched_positions AS
 SELECT position FROM analytics.order_events
 WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
 """
 # then the rows at those positions: ``projections.source.touched_events_sql``
-
-# The touched orders the derived tables already hold rows for (events at or before the
-# checkpoint): only theirs are deleted and recomputed; a new order has nothing to delete.
-TOUCHED_KNOWN = """
-CREATE OR REPLACE TEMP TABLE touched_known AS
-SELECT DISTINCT order_id FROM touched_events WHERE position <= $lo
-"""
 
 
 @dataclass(slots=True)
@@ -116,12 +126,16 @@ def apply_derived(
     built = touched if touched is not None else {}
     if (lo, hi) not in built:
         con.execute(TOUCHED, {"lo": lo, "hi": hi})
-        con.execute(TOUCHED_POSITIONS, {"hi": hi})
-        con.execute(touched_events_sql(con, checkpoints(con)[ORDER_EVENTS.name]))
-        con.execute(TOUCHED_KNOWN, {"lo": lo})
-        known = con.execute("SELECT count(*) FROM touched_known").fetchall()
+        con.execute(TOUCHED_KNOWN)
+        rows = con.execute("SELECT count(*) FROM touched_known").fetchall()
+        known = int(rows[0][0]) if rows else 0
+        if known:
+            con.execute(TOUCHED_POSITIONS, {"hi": hi})
+            con.execute(touched_events_sql(con, checkpoints(con)[ORDER_EVENTS.name]))
+        else:  # only new orders: nothing before $lo to gather
+            con.execute(TOUCHED_NEW_EVENTS, {"lo": lo, "hi": hi})
         built.clear()
-        built[(lo, hi)] = int(known[0][0]) if known else 0
+        built[(lo, hi)] = known
     register_states(con, projection, SOURCE_TOUCHED, lo, hi, cache)
     if projection.reads_previous_states:
         previous = fold(con, SOURCE_PREVIOUS, lo, hi, every=False).last
