@@ -12,8 +12,9 @@
   (the share of a rebuild from empty that a lake without personal data skips);
 * a query over ``analytics.order_events`` (its pinned files typed once) beside the same
   query over the raw parts;
-* incremental catch-up of 10k new events (new orders) on top of the big log, as a fraction of the
-  whole-warehouse rebuild (it must scale with the new events, not with the log);
+* incremental catch-up of 10k new events (new orders; the median of 3) on top of the big
+  log, as a fraction of the whole-warehouse rebuild (it must scale with the new events,
+  not with the log), and of 10k events on orders the warehouse already holds;
 * ``state_as_of`` p50/p99 on random orders and times; ``orders_as_of`` over all orders.
 """
 
@@ -408,21 +409,46 @@ def run(workdir: Path, quick: bool, events: int | None = None) -> list[Result]:
     )
 
     log.close()
-    extra = build_log_extra(lake, 10_000, n_orders)
-    start = time.perf_counter()
-    catch_up(extra)
-    inc_s = time.perf_counter() - start
+    # three catch-ups of 10k new events each (new orders), the median kept: one catch-up
+    # is a third of a second, where the shared machine's noise is as large as the margin
+    rounds = []
+    extra = None
+    for k in range(3):
+        if extra is not None:
+            extra.close()
+        extra = build_log_extra(lake, 10_000, n_orders + k * 10_000)
+        start = time.perf_counter()
+        catch_up(extra)
+        rounds.append(time.perf_counter() - start)
+    assert extra is not None
+    inc_s = sorted(rounds)[1]
     full_all = all_s
     results.append(
         Result(
             AREA,
-            "catch-up of 10k new events (all projections)",
+            "catch-up of 10k new events (all projections; median of 3)",
             inc_s / full_all,
             "fraction of full rebuild",
             "full rebuild s",
             full_all,
             "<= 0.05",
             inc_s / full_all <= 0.05,
+        )
+    )
+    # 10k events on 10k orders the warehouse already holds: their histories are read
+    # back from order_events and folded again
+    append_notes(extra, 10_000, n_orders)
+    start = time.perf_counter()
+    catch_up(extra)
+    known_s = time.perf_counter() - start
+    results.append(
+        Result(
+            AREA,
+            "catch-up of 10k events on 10k existing orders (a note each)",
+            known_s / full_all,
+            "fraction of full rebuild",
+            "full rebuild s",
+            full_all,
         )
     )
 
@@ -480,3 +506,24 @@ def build_log_extra(lake: Path, events: int, first_order: int) -> EventLog:
     """Append ``events`` more events (new orders) to an existing lake."""
     log, _ = build_log(lake, events, seed=11, first_order=first_order)
     return log
+
+
+def append_notes(log: EventLog, orders: int, n_orders: int) -> None:
+    """Append a ``CustomerNoteAdded`` to each of ``orders`` existing orders (at random)."""
+    picked = random.Random(5).sample(range(n_orders), orders)
+    at = int((T0 + timedelta(days=61)).timestamp() * 1_000_000)
+    log.append_batch(
+        pa.table(
+            {
+                "stream_id": [f"order-{i:08d}" for i in picked],
+                "event_type": ["CustomerNoteAdded"] * orders,
+                "payload": [
+                    json.dumps({"author": "support", "note": f"called about order {i}"})
+                    for i in picked
+                ],
+                "occurred_at": pa.array(np.full(orders, at, dtype=np.int64)).cast(
+                    pa.timestamp("us", "UTC")
+                ),
+            }
+        )
+    )
