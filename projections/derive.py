@@ -17,7 +17,6 @@ from projections.projection import (
     SOURCE_TOUCHED,
     Projection,
 )
-from projections.source import touched_events_sql
 from projections.temporal import ORDER_STATES, install_macros
 from projections.warehouse import ADVANCE_CHECKPOINT, checkpoints
 
@@ -51,7 +50,10 @@ CREATE OR REPLACE TEMP TABLE touched_positions AS
 SELECT position FROM analytics.order_events
 WHERE position <= $hi AND order_id IN (SELECT order_id FROM touched)
 """
-# then the rows at those positions: ``projections.source.touched_events_sql``
+TOUCHED_HISTORIES = """
+CREATE OR REPLACE TEMP TABLE touched_events AS
+SELECT * FROM analytics.order_events WHERE position IN (SELECT position FROM touched_positions)
+"""
 
 
 @dataclass(slots=True)
@@ -131,7 +133,7 @@ def apply_derived(
         known = int(rows[0][0]) if rows else 0
         if known:
             con.execute(TOUCHED_POSITIONS, {"hi": hi})
-            con.execute(touched_events_sql(con, checkpoints(con)[ORDER_EVENTS.name]))
+            con.execute(TOUCHED_HISTORIES)
         else:  # only new orders: nothing before $lo to gather
             con.execute(TOUCHED_NEW_EVENTS, {"lo": lo, "hi": hi})
         built.clear()

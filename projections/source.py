@@ -48,11 +48,6 @@ def _parts_view_sql(con: Any, table: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def has_parts(con: Any, table: str) -> bool:
-    """Whether a source build pinned parts (its view of pinned files exists)."""
-    return _parts_view_sql(con, table) is not None
-
-
 def build_source(
     con: Any,
     log: EventLog,
@@ -145,13 +140,3 @@ def _recorded_at(con: Any, log: EventLog, view: str, position: int) -> datetime 
         return rows[0][0]  # type: ignore[no-any-return]
     events = log.events_at([position])
     return events[0].recorded_at if events else None
-
-
-def touched_events_sql(con: Any, source: Checkpoint) -> str:
-    """The statement that gathers the touched orders' events (``touched_positions``) into
-    ``touched_events``: from the stored rows and the pinned files."""
-    at = "position IN (SELECT position FROM touched_positions)"
-    stored = f"SELECT * FROM {source.table_name} WHERE {at}"  # noqa: S608 - built names
-    if has_parts(con, source.table_name):
-        stored += f"\nUNION ALL\nSELECT * FROM {parts_view(source.table_name)} WHERE {at}"
-    return "CREATE OR REPLACE TEMP TABLE touched_events AS\n" + stored
