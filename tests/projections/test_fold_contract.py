@@ -164,8 +164,9 @@ def _assert_last_states(events: pa.Table) -> None:
         got = last[want["order_id"]]
         for name in _SQL_ORDER_COLUMNS:
             assert got[name] == want[name], ("last", want["order_id"], name)
+    rows = events.to_pylist()
     for order_id, row in last.items():
-        mine = [e for e in events.to_pylist() if e["order_id"] == order_id]
+        mine = [e for e in rows if e["order_id"] == order_id]
         assert row["last_recorded_at"] == max(e["recorded_at"] for e in mine)
         assert row["last_position"] == max(e["position"] for e in mine)
     con.close()
