@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from benchmarks.bench_log import _bulk_table
-from benchmarks.bench_projections import build_log
 from benchmarks.common import Result
+from benchmarks.orders_log import build_log
 from benchmarks.pg_server import start_server, stop_server
 from benchmarks.s3_server import REGION, S3Server, start_s3, stop_s3
 from eventlog.lake import LakeConfig, write_config
