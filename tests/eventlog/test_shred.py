@@ -62,7 +62,7 @@ def test_personal_fields_never_reach_the_files_in_clear(lake: Path) -> None:
     log = open_order_log(lake)
     log.append("o-1", [created(), address(), note()])
     log.seal()
-    log.append("o-1", [note("second gate code 9921")])
+    log.append("o-1", [note("second gate code Kw4-Ottoline-Door")])
     log.append_batch(
         pa.table(
             {
@@ -70,17 +70,17 @@ def test_personal_fields_never_reach_the_files_in_clear(lake: Path) -> None:
                 "event_type": ["OrderCreated", "CustomerNoteAdded"],
                 "payload": [
                     json.dumps(created("c-2").payload),
-                    json.dumps({"author": "a", "note": "bulk gate code 5150"}),
+                    json.dumps({"author": "a", "note": "bulk gate code Qx7-Vexworth-Gate"}),
                 ],
             }
         )
     )
     payloads = [json.loads(p) for p in log.read_all().column("payload").to_pylist()]
     assert payloads[0]["customer_name"] == NAME and payloads[2]["note"] == NOTE
-    assert payloads[-1]["note"] == "bulk gate code 5150"
+    assert payloads[-1]["note"] == "bulk gate code Qx7-Vexworth-Gate"
     log.close()
     data = raw_files(lake)
-    for value in (NAME, EMAIL, STREET, NOTE, "9921", "5150"):
+    for value in (NAME, EMAIL, STREET, NOTE, "Kw4-Ottoline-Door", "Qx7-Vexworth-Gate"):
         assert value.encode() not in data, value
     assert TAG.encode() in data
     # the stored write-model state holds its personal fields encrypted too
@@ -168,13 +168,13 @@ def test_forget_on_every_tail(request: pytest.FixtureRequest, lake: Path, backen
                 "event_type": ["OrderCreated", "CustomerNoteAdded"],
                 "payload": [
                     json.dumps(created("c-2", "Other Person").payload),
-                    json.dumps({"author": "a", "note": "bulk gate code 5150"}),
+                    json.dumps({"author": "a", "note": "bulk gate code Qx7-Vexworth-Gate"}),
                 ],
             }
         )
     )
     log.seal()
-    assert NAME.encode() not in raw_files(lake) and b"5150" not in raw_files(lake)
+    assert NAME.encode() not in raw_files(lake) and b"Qx7-Vexworth-Gate" not in raw_files(lake)
     assert forget_customer(log, "c-1").position == 5
     payloads = [json.loads(p) for p in log.read_all().column("payload").to_pylist()]
     assert [p.get("note") for p in payloads[:4]] == [None, ERASED, None, ERASED]
