@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.builds import OnCommit, params, rollback, sql_for
-from projections.fold import FOLD_INPUT, Folded, fold_orders
+from projections.fold import Folded, fold_input, fold_orders
 from projections.order_events import ORDER_EVENTS
 from projections.projection import (
     DELETE_TOUCHED_ORDERS,
@@ -58,46 +58,59 @@ SELECT * FROM analytics.order_events WHERE position IN (SELECT position FROM tou
 
 @dataclass(slots=True)
 class FoldCache:
-    """The last fold of a run: ``orders`` and ``order_states`` fold the same events once.
+    """The last fold of a run: its folding projections fold the same events once.
 
-    ``full`` says whether any folding projection of the run reads every state; if none
-    does (``orders`` alone reads the last state per order), the fold keeps only those.
+    The fold computes only what the run's projections read (``Projection.fold_tables``):
+    ``full``, every state (else each order's last alone: ``orders`` reads only those);
+    ``lines``, the cart lines and payments.
     """
 
     full: bool
+    lines: bool = False
     key: tuple[str, int, int] | None = None
     folded: Folded | None = None
 
     @classmethod
     def for_run(cls, projections: Sequence[Projection]) -> FoldCache:
         """The cache of a run over ``projections``."""
-        return cls(full=any(p.folds and not p.last_states_only for p in projections))
+        tables = {t for p in projections for t in p.fold_tables}
+        return cls(
+            full="states" in tables,
+            lines=bool(tables & {"folded_lines", "folded_payments"}),
+        )
 
 
 def register_states(
     con: Any, projection: Projection, source: str, lo: int, hi: int, cache: FoldCache
 ) -> None:
     """For a folding projection, register the fold of the source's events: ``states``
-    (every state, when the run needs them) and ``last_states`` (each order's last).
+    (every state, when the run needs them), ``last_states`` (each order's last), and
+    ``folded_lines`` and ``folded_payments`` (when the run needs them).
 
-    ``orders`` and ``order_states`` fold the same events in one run: computed once.
+    The folding projections of a run fold the same events: computed once.
     """
     if not projection.folds:
         return
     key = (source, lo, hi)
     if cache.key != key or cache.folded is None:
-        cache.folded = fold(con, source, lo, hi, every=cache.full)
+        cache.folded = fold(con, source, lo, hi, every=cache.full, lines=cache.lines)
         cache.key = key
-    if cache.folded.every is not None:
-        con.register("states", cache.folded.every)
-    con.register("last_states", cache.folded.last)
+    folded = cache.folded
+    con.register("last_states", folded.last)
+    for name, table in (
+        ("states", folded.every),
+        ("folded_lines", folded.lines),
+        ("folded_payments", folded.payments),
+    ):
+        if table is not None:
+            con.register(name, table)
 
 
-def fold(con: Any, source: str, lo: int, hi: int, *, every: bool) -> Folded:
+def fold(con: Any, source: str, lo: int, hi: int, *, every: bool, lines: bool = False) -> Folded:
     """fold_orders of the events a source query selects ($lo/$hi bound)."""
-    sql = FOLD_INPUT.replace("@SOURCE@", source)
+    sql = fold_input(source, lines=lines)
     events = con.sql(sql, params=params(sql, lo, hi))
-    return fold_orders(events.to_arrow_table(), every=every)
+    return fold_orders(events.to_arrow_table(), every=every, lines=lines)
 
 
 def fill(con: Any, projection: Projection, table: str, hi: int, cache: FoldCache) -> None:

@@ -5,6 +5,8 @@ The same definition as sql/fold.sql, computed over rows sorted by
 per order are O(n) array operations, several times faster than DuckDB window
 functions over many small partitions. sql/fold.sql stays the definition used by the
 bitemporal macro and state_as_of(known_at); the property tests hold both to evolve.
+The same sorted rows also give each order's cart lines and payments
+(``projections.fold_lines``), when asked for.
 """
 
 from __future__ import annotations
@@ -19,102 +21,65 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventlog.orders.events import ORDER_EVENT_TYPES
-
-FOLD_INPUT = """
-SELECT order_id, version, position, event_type, occurred_at, recorded_at, customer_id,
-       customer_name, customer_email, currency, channel, sku, quantity, unit_price_cents,
-       amount_cents, city, country, carrier, tracking_number
-FROM (@SOURCE@)
-"""
-
-# event kind codes: positions in the domain's list of event types
-_TYPES = ORDER_EVENT_TYPES
-CREATED, ADDED, REMOVED, DISCOUNT, ADDRESS, AUTHORIZED, CAPTURED, FAILED = (
-    _TYPES.index(name)
-    for name in (
-        "OrderCreated",
-        "ItemAdded",
-        "ItemRemoved",
-        "DiscountApplied",
-        "ShippingAddressUpdated",
-        "PaymentAuthorized",
-        "PaymentCaptured",
-        "PaymentFailed",
-    )
+from projections.fold_arrays import (
+    ADDED,
+    ADDRESS,
+    AUTHORIZED,
+    CANCELLED,
+    CAPTURED,
+    CREATED,
+    DELIVERED,
+    DISCOUNT,
+    FAILED,
+    NOTE,
+    REFUND,
+    REMOVED,
+    SHIPPED,
+    TYPES,
+    Segments,
+    ints,
+    micros,
+    ranked_codes,
+    run_starts,
+    times,
 )
-SHIPPED, DELIVERED, CANCELLED, REFUND, NOTE = (
-    _TYPES.index(name)
-    for name in (
-        "OrderShipped",
-        "OrderDelivered",
-        "OrderCancelled",
-        "RefundIssued",
-        "CustomerNoteAdded",
-    )
+from projections.fold_lines import CART_COLUMNS, cart, lines_table, payments_table
+
+FOLD_COLUMNS = (
+    "order_id",
+    "version",
+    "position",
+    "event_type",
+    "occurred_at",
+    "recorded_at",
+    "customer_id",
+    "customer_name",
+    "customer_email",
+    "currency",
+    "channel",
+    "sku",
+    "quantity",
+    "unit_price_cents",
+    "amount_cents",
+    "city",
+    "country",
+    "carrier",
+    "tracking_number",
 )
+"""The event columns the order state's fold reads."""
+
+
+def fold_input(source: str, *, lines: bool = False) -> str:
+    """The select of the fold's input columns from a source query (``CART_COLUMNS``
+    too with ``lines``)."""
+    columns = (*FOLD_COLUMNS, *CART_COLUMNS) if lines else FOLD_COLUMNS
+    return f"SELECT {', '.join(columns)}\nFROM (\n{source}\n)"
+
+
 PARALLEL_ROWS = 200_000
 """More events than this are folded in pieces, in threads (see ``fold_states``)."""
 STATUSES = ("none", "open", "paid", "shipped", "delivered", "cancelled")
 _STATUS_OF = {CREATED: 1, SHIPPED: 3, DELIVERED: 4, CANCELLED: 5}  # event kind -> STATUSES
-
-
-class _Segments:
-    """Contiguous runs of equal keys in a sorted array, and per-run array helpers."""
-
-    def __init__(self, starts: np.ndarray) -> None:
-        self.n = len(starts)
-        self.first = np.flatnonzero(starts)
-        self.run = np.cumsum(starts) - 1
-        self.first_of_row = self.first[self.run] if self.n else self.first
-        self.rows = np.arange(self.n)
-
-    def cumsum(self, x: np.ndarray) -> np.ndarray:
-        total = np.cumsum(x)
-        return np.asarray(total - (total[self.first] - x[self.first])[self.run])
-
-    def last_index(self, mask: np.ndarray) -> np.ndarray:
-        """Index of the latest row <= this one in the run where mask holds, else -1."""
-        ff = np.maximum.accumulate(np.where(mask, self.rows, -1))
-        return np.asarray(np.where(ff >= self.first_of_row, ff, -1))
-
-    def first_in_run(self, mask: np.ndarray) -> np.ndarray:
-        """Per run, the index of its first row where mask holds, else -1."""
-        if not self.n:
-            return self.rows
-        firsts = np.minimum.reduceat(np.where(mask, self.rows, self.n), self.first)
-        return np.asarray(np.where(firsts < self.n, firsts, -1))
-
-    def cummin(self, x: np.ndarray) -> np.ndarray:
-        """Running minimum within each run (via ranks, so no value range can overflow)."""
-        values, ranks = np.unique(x, return_inverse=True)
-        shifted = ranks.astype(np.int64) - self.run.astype(np.int64) * (len(values) + 1)
-        acc = np.minimum.accumulate(shifted) + self.run * (len(values) + 1)
-        return np.asarray(values[acc])
-
-
-def _starts(*keys: np.ndarray) -> np.ndarray:
-    n = len(keys[0])
-    starts = np.ones(n, dtype=bool)
-    if n:
-        starts[1:] = np.zeros(n - 1, dtype=bool)
-        for key in keys:
-            starts[1:] |= key[1:] != key[:-1]
-    return starts
-
-
-def _ints(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=np.int64)
-
-
-def _micros(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).cast(pa.int64()).to_numpy(), dtype=np.int64)
-
-
-def _times(values: np.ndarray, index: np.ndarray) -> pa.Array:
-    missing = index < 0
-    picked = values[np.where(missing, 0, index)] if len(values) else values
-    return pa.array(picked, mask=missing, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +97,10 @@ class Folded:
 
     every: pa.Table | None
     last: pa.Table
+    lines: pa.Table | None = None
+    """The cart lines (``fold_lines.LINES_SCHEMA``), when asked for."""
+    payments: pa.Table | None = None
+    """The payments (``fold_lines.PAYMENTS_SCHEMA``), when asked for."""
 
 
 ORDER_COLUMNS = (
@@ -150,10 +119,13 @@ ORDER_COLUMNS = (
 """The columns only ``Folded.last`` has: facts of an order's current state alone."""
 
 
-def fold_orders(events: pa.Table, *, every: bool = True, pieces: int | None = None) -> Folded:
+def fold_orders(
+    events: pa.Table, *, every: bool = True, lines: bool = False, pieces: int | None = None
+) -> Folded:
     """Fold the orders of ``events`` in (occurred_at, version) order: see ``Folded``.
 
-    ``events`` come in any order (FOLD_INPUT's columns). The fold sorts row numbers, not
+    ``events`` come in any order (``fold_input``'s columns; with ``lines``, which also
+    gives the cart lines and payments, ``CART_COLUMNS`` too). The fold sorts row numbers, not
     rows: numeric columns are permuted as numpy arrays, and a string column is only
     taken at the rows the output needs.
 
@@ -164,23 +136,31 @@ def fold_orders(events: pa.Table, *, every: bool = True, pieces: int | None = No
     """
     events = events.combine_chunks()
     n = events.num_rows
-    encoded = pc.dictionary_encode(events.column("order_id")).combine_chunks()
     # codes ranked by order id, so the states come out grouped in order-id order: the
     # tables written from them then keep each row group to a narrow range of order ids,
     # and a lookup by order id skips the others (zone maps)
-    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
-    codes = rank[encoded.indices.to_numpy()] if n else np.zeros(0, dtype=np.int64)
+    codes, distinct = ranked_codes(events.column("order_id"))
     k = pieces if pieces is not None else min(8, 2 * (os.cpu_count() or 1))
-    if k < 2 or (pieces is None and n <= PARALLEL_ROWS) or len(rank) < k:
-        return _fold(events, codes, every)
-    bounds = np.linspace(0, len(rank), k + 1).astype(np.int64)
+    if k < 2 or (pieces is None and n <= PARALLEL_ROWS) or distinct < k:
+        return _fold(events, codes, every, lines)
+    bounds = np.linspace(0, distinct, k + 1).astype(np.int64)
     masks = [(codes >= lo) & (codes < hi) for lo, hi in itertools.pairwise(bounds)]
     with ThreadPoolExecutor(max_workers=k) as pool:
-        folded = list(pool.map(lambda m: _fold(events.filter(pa.array(m)), codes[m], every), masks))
+        folded = list(
+            pool.map(lambda m: _fold(events.filter(pa.array(m)), codes[m], every, lines), masks)
+        )
+
+    def joined(tables: list[pa.Table | None]) -> pa.Table | None:
+        present = [t for t in tables if t is not None]
+        return pa.concat_tables(present) if present else None
+
+    last = joined([f.last for f in folded])
+    assert last is not None
     return Folded(
-        pa.concat_tables([f.every for f in folded if f.every is not None]) if every else None,
-        pa.concat_tables([f.last for f in folded]),
+        joined([f.every for f in folded]),
+        last,
+        joined([f.lines for f in folded]),
+        joined([f.payments for f in folded]),
     )
 
 
@@ -193,11 +173,11 @@ def fold_states(
     return folded.last if last_only or folded.every is None else folded.every
 
 
-def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool) -> Folded:
+def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> Folded:
     """fold_orders of ``events`` whose order ids ``raw_codes`` rank."""
     n = events.num_rows
-    occurred_raw = _micros(events, "occurred_at")
-    perm = np.lexsort((_ints(events, "version"), occurred_raw, raw_codes))
+    occurred_raw = micros(events, "occurred_at")
+    perm = np.lexsort((ints(events, "version"), occurred_raw, raw_codes))
 
     def sort(values: np.ndarray) -> np.ndarray:
         return values[perm]
@@ -208,39 +188,28 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool) -> Folded:
         at = perm[np.where(missing, 0, index)] if n else index
         return pc.take(events.column(name), pa.array(at, mask=missing))
 
-    codes = pc.index_in(events.column("event_type"), value_set=pa.array(_TYPES))
+    codes = pc.index_in(events.column("event_type"), value_set=pa.array(TYPES))
     kind = sort(codes.fill_null(-1).to_numpy())
-    orders = _Segments(_starts(sort(raw_codes)))
-    quantity, price = sort(_ints(events, "quantity")), sort(_ints(events, "unit_price_cents"))
-    amount = sort(_ints(events, "amount_cents"))
-    occurred, recorded = sort(occurred_raw), sort(_micros(events, "recorded_at"))
+    orders = Segments(run_starts(sort(raw_codes)))
+    quantity, price = sort(ints(events, "quantity")), sort(ints(events, "unit_price_cents"))
+    amount = sort(ints(events, "amount_cents"))
+    occurred, recorded = sort(occurred_raw), sort(micros(events, "recorded_at"))
     position = sort(events.column("position").to_numpy())
 
     # Cart lines: per (order, sku), a running sum clamped at zero; removals take off the
     # unit price of the sku's latest ItemAdded while the line is in the cart.
-    is_item = (kind == ADDED) | (kind == REMOVED)
     delta = np.where(kind == ADDED, quantity, np.where(kind == REMOVED, -quantity, 0))
     subtotal_delta = np.where(kind == ADDED, quantity * price, 0)
-    items = np.flatnonzero(is_item)
-    if len(items):
-        sku = pc.dictionary_encode(take("sku", items))
-        sku_codes = sku.combine_chunks().indices.to_numpy()
-        by_line = np.lexsort((items, sku_codes, orders.run[items]))
-        rows = items[by_line]
-        line_keys = (orders.run[rows], sku_codes[by_line])
-        lines = _Segments(_starts(*line_keys))
-        d = delta[rows]
-        qsum = lines.cumsum(d)
-        low = np.minimum(lines.cummin(qsum), 0)
-        q_after = qsum - low
-        q_before = np.where(lines.first_of_row == lines.rows, 0, np.roll(q_after, 1))
-        added = kind[rows] == ADDED
-        last_add = lines.last_index(added)
+    found = cart(kind, quantity, orders, take)
+    if found is not None:
+        rows, line = found.rows, found.lines
+        q_before = np.where(line.first_of_row == line.rows, 0, np.roll(found.quantity, 1))
+        last_add = found.last_add
         add_price = price[rows][np.where(last_add < 0, 0, last_add)]
         removal = np.where(
-            (~added) & (q_before > 0) & (last_add >= 0), -quantity[rows] * add_price, 0
+            (~found.added) & (q_before > 0) & (last_add >= 0), -quantity[rows] * add_price, 0
         )
-        subtotal_delta[rows] = np.where(added, subtotal_delta[rows], removal)
+        subtotal_delta[rows] = np.where(found.added, subtotal_delta[rows], removal)
 
     item_count = orders.cumsum(delta)
     subtotal = orders.cumsum(subtotal_delta)
@@ -295,15 +264,15 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool) -> Folded:
             "note_count": notes[out],
             "version": version[out],
             "last_event_type": take("event_type", out),
-            "valid_from": _times(occurred, out),
-            "valid_to": _times(occurred, next_index[out]),
-            "recorded_at": _times(recorded, out),
+            "valid_from": times(occurred, out),
+            "valid_to": times(occurred, next_index[out]),
+            "recorded_at": times(recorded, out),
             "position": position[out],
         }
 
     def first(mask: np.ndarray) -> pa.Array:
         """Per order (in ``last``'s order), the occurred time of its first row in mask."""
-        return _times(occurred, orders.first_in_run(mask))
+        return times(occurred, orders.first_in_run(mask))
 
     def largest(values: np.ndarray) -> np.ndarray:
         """Per order, the largest of its rows' values (they are not sorted by it)."""
@@ -321,8 +290,15 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool) -> Folded:
             "shipped_at": first(kind == SHIPPED),
             "delivered_at": first(kind == DELIVERED),
             "cancelled_at": first(kind == CANCELLED),
-            "last_recorded_at": _times(largest(recorded), np.arange(len(last))),
+            "last_recorded_at": times(largest(recorded), np.arange(len(last))),
             "last_position": largest(position),
         }
     )
-    return Folded(pa.table(states(orders.rows)) if every else None, pa.table(final))
+    if not lines:
+        return Folded(pa.table(states(orders.rows)) if every else None, pa.table(final))
+    return Folded(
+        pa.table(states(orders.rows)) if every else None,
+        pa.table(final),
+        lines_table(found, price, occurred, take),
+        payments_table(kind, amount, occurred, orders, final["currency"], take),
+    )

@@ -43,16 +43,20 @@ class Projection:
     incremental_sql: tuple[str, ...] = ()
     batch_sql: str = ""
     depends_on: tuple[str, ...] = ()
-    folds: bool = False
-    """True when the SQL reads the fold of the source (all orders for ``full_sql``, the
-    touched ones for ``incremental_sql``): ``states`` (every state) and ``last_states``
-    (each order's last, with its order-level columns; ``projections.fold.Folded``)."""
-    last_states_only: bool = False
-    """A folding projection that reads ``last_states`` alone (no run needs every state
-    for it)."""
+    fold_tables: tuple[str, ...] = ()
+    """The tables of the fold of the source its SQL reads (the fold of all orders for
+    ``full_sql``, of the touched ones for ``incremental_sql``; ``projections.fold.Folded``):
+    ``states`` (every state), ``last_states`` (each order's last, with its order-level
+    columns), ``folded_lines`` and ``folded_payments`` (the cart lines and payments).
+    A run folds once, for what its projections read."""
     reads_previous_states: bool = False
     """True when ``incremental_sql`` reads ``previous_states``: the last state of each
     touched order as of the projection's checkpoint (the runner folds it)."""
+
+    @property
+    def folds(self) -> bool:
+        """True when the SQL reads the fold of the source."""
+        return bool(self.fold_tables)
 
     @property
     def view(self) -> str:

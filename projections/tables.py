@@ -1,24 +1,18 @@
 """The analytics.* projections of each order: orders, their cart lines, their payments.
 
 Every table is derived from ``analytics.order_events`` (one typed row per order event),
-which is derived from the log. The SQL is set-based; the incremental statements
-recompute only the orders (and the days and customers those orders touch) that have
-events in the new range, reading their whole history from ``analytics.order_events``,
-so back-dated events land where their ``occurred_at`` puts them. The per-day and
-per-customer rollups are in ``projections.rollups``.
+which is derived from the log, through the numpy Order fold (``projections.fold``): its
+last state of each order, cart lines and payments. The incremental statements recompute
+only the orders (and the days and customers those orders touch) that have events in the
+new range, folding their whole history from ``analytics.order_events``, so back-dated
+events land where their ``occurred_at`` puts them. The per-day and per-customer rollups
+are in ``projections.rollups``.
 """
 
 from __future__ import annotations
 
 from projections.order_state import STATE_SELECT, state_column_ddl
-from projections.projection import (
-    DELETE_TOUCHED_ORDERS,
-    SOURCE_ALL,
-    SOURCE_TOUCHED,
-    Projection,
-    insert_into,
-    with_events,
-)
+from projections.projection import DELETE_TOUCHED_ORDERS, Projection, insert_into
 
 # --- analytics.orders ----------------------------------------------------------------------
 
@@ -66,8 +60,7 @@ ORDERS = Projection(
     full_sql=insert_into(ORDERS_SELECT),
     incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(ORDERS_SELECT)),
     depends_on=("order_events",),
-    folds=True,
-    last_states_only=True,
+    fold_tables=("last_states",),
 )
 
 # --- analytics.order_lines -----------------------------------------------------------------
@@ -85,31 +78,13 @@ CREATE TABLE @TABLE@ (
 )
 """
 
-# A line's quantity is the running sum of adds and removals clamped at zero (evolve drops
-# a line that reaches zero); its name and price are those of the latest ItemAdded.
+# The fold's cart lines (projections.fold_lines): a line's quantity is the running sum
+# of its adds and removals clamped at zero (evolve drops a line that reaches zero); its
+# name and price are those of its latest ItemAdded.
 ORDER_LINES_SELECT = """
-SELECT order_id, sku, product_name, quantity, unit_price_cents,
-       quantity * unit_price_cents AS line_total_cents, first_added_at, last_changed_at
-FROM (
-    SELECT
-        order_id, sku,
-        arg_max(qsum, n) - least(0, min(qsum)) AS quantity,
-        arg_max(product_name, n) FILTER (WHERE event_type = 'ItemAdded') AS product_name,
-        arg_max(unit_price_cents, n) FILTER (WHERE event_type = 'ItemAdded') AS unit_price_cents,
-        min(occurred_at) FILTER (WHERE event_type = 'ItemAdded') AS first_added_at,
-        max(occurred_at) AS last_changed_at
-    FROM (
-        SELECT *,
-            sum(CASE event_type WHEN 'ItemAdded' THEN quantity ELSE -quantity END) OVER ws AS qsum,
-            row_number() OVER ws AS n
-        FROM e
-        WHERE event_type IN ('ItemAdded', 'ItemRemoved')
-        WINDOW ws AS (PARTITION BY order_id, sku ORDER BY occurred_at, version
-                      ROWS UNBOUNDED PRECEDING)
-    )
-    GROUP BY order_id, sku
-)
-WHERE quantity > 0
+SELECT order_id, sku, product_name, quantity, unit_price_cents, line_total_cents,
+       first_added_at, last_changed_at
+FROM folded_lines
 """
 
 
@@ -119,12 +94,10 @@ ORDER_LINES = Projection(
     code_version="1",
     description="The cart lines of every order as they stand now.",
     ddl=ORDER_LINES_DDL,
-    full_sql=insert_into(with_events(SOURCE_ALL, ORDER_LINES_SELECT)),
-    incremental_sql=(
-        DELETE_TOUCHED_ORDERS,
-        insert_into(with_events(SOURCE_TOUCHED, ORDER_LINES_SELECT)),
-    ),
+    full_sql=insert_into(ORDER_LINES_SELECT),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(ORDER_LINES_SELECT)),
     depends_on=("order_events",),
+    fold_tables=("folded_lines",),
 )
 
 # --- analytics.payments --------------------------------------------------------------------
@@ -145,28 +118,12 @@ CREATE TABLE @TABLE@ (
 )
 """
 
+# The fold's payments (projections.fold_lines): amounts summed per payment id, the
+# latest authorization's method and failure's reason, the order's currency.
 PAYMENTS_SELECT = """
-SELECT
-    p.order_id, p.payment_id, coalesce(c.currency, '') AS currency,
-    arg_max(p.method, (p.occurred_at, p.version)) FILTER (WHERE p.event_type = 'PaymentAuthorized')
-        AS method,
-    coalesce(sum(p.amount_cents) FILTER (WHERE p.event_type = 'PaymentAuthorized'), 0)
-        AS authorized_cents,
-    coalesce(sum(p.amount_cents) FILTER (WHERE p.event_type = 'PaymentCaptured'), 0)
-        AS captured_cents,
-    bool_or(p.event_type = 'PaymentFailed') AS failed,
-    arg_max(p.reason, (p.occurred_at, p.version)) FILTER (WHERE p.event_type = 'PaymentFailed')
-        AS failure_reason,
-    min(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentAuthorized') AS authorized_at,
-    max(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentCaptured') AS captured_at,
-    min(p.occurred_at) FILTER (WHERE p.event_type = 'PaymentFailed') AS failed_at
-FROM e AS p
-LEFT JOIN (
-    SELECT order_id, arg_max(currency, (occurred_at, version)) AS currency
-    FROM e WHERE event_type = 'OrderCreated' GROUP BY order_id
-) AS c USING (order_id)
-WHERE p.event_type IN ('PaymentAuthorized', 'PaymentCaptured', 'PaymentFailed')
-GROUP BY p.order_id, p.payment_id, c.currency
+SELECT order_id, payment_id, currency, method, authorized_cents, captured_cents, failed,
+       failure_reason, authorized_at, captured_at, failed_at
+FROM folded_payments
 """
 
 PAYMENTS = Projection(
@@ -175,10 +132,8 @@ PAYMENTS = Projection(
     code_version="1",
     description="One row per payment of an order: authorized, captured, failed.",
     ddl=PAYMENTS_DDL,
-    full_sql=insert_into(with_events(SOURCE_ALL, PAYMENTS_SELECT)),
-    incremental_sql=(
-        DELETE_TOUCHED_ORDERS,
-        insert_into(with_events(SOURCE_TOUCHED, PAYMENTS_SELECT)),
-    ),
+    full_sql=insert_into(PAYMENTS_SELECT),
+    incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(PAYMENTS_SELECT)),
     depends_on=("order_events",),
+    fold_tables=("folded_payments",),
 )

@@ -58,7 +58,7 @@ ORDER_STATES = Projection(
     full_sql=insert_into(ORDER_STATES_SELECT),
     incremental_sql=(DELETE_TOUCHED_ORDERS, insert_into(ORDER_STATES_SELECT)),
     depends_on=("order_events",),
-    folds=True,
+    fold_tables=("states",),
 )
 
 # Every order's state at a valid time (as known now), and at a valid time as known at K.

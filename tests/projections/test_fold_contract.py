@@ -19,65 +19,11 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.decider import PUBLIC_FIELDS
 from eventlog.orders.events import REGISTRY
-from projections.fold import FOLD_INPUT, ORDER_COLUMNS, fold_orders, fold_states
+from projections.fold import ORDER_COLUMNS, fold_orders, fold_states
 from projections.order_state import STATE_COLUMNS, STATE_FIELDS, STATE_SELECT, state_column_ddl
 from projections.projection import fold_query
-from tests.support.histories import RECORDED_T0, T0, RawEvent, histories
-
-_TS = pa.timestamp("us", tz="UTC")
-_STRINGS = (
-    "customer_id",
-    "customer_name",
-    "customer_email",
-    "currency",
-    "channel",
-    "sku",
-    "product_name",
-    "city",
-    "country",
-    "carrier",
-    "tracking_number",
-)
-_INTS = ("quantity", "unit_price_cents", "amount_cents")
-
-
-def _events(history: list[list[RawEvent]]) -> list[dict[str, Any]]:
-    """The history as FOLD_INPUT rows: positions in append order, versions per order."""
-    rows: list[dict[str, Any]] = []
-    versions: dict[str, int] = {}
-    for commit_no, commit in enumerate(history):
-        for ev in commit:
-            versions[ev.order_id] = versions.get(ev.order_id, 0) + 1
-            row: dict[str, Any] = {
-                "order_id": ev.order_id,
-                "version": versions[ev.order_id],
-                "position": len(rows) + 1,
-                "event_type": ev.event_type,
-                "occurred_at": ev.occurred_at,
-                "recorded_at": RECORDED_T0 + timedelta(hours=commit_no),
-                "payload": ev.payload,  # for evolve; the folds read the columns below
-            }
-            row |= {name: ev.payload.get(name) for name in (*_STRINGS, *_INTS)}
-            rows.append(row)
-    return rows
-
-
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
-    schema = pa.schema(
-        [
-            ("order_id", pa.string()),
-            ("version", pa.int64()),
-            ("position", pa.int64()),
-            ("event_type", pa.string()),
-            ("occurred_at", _TS),
-            ("recorded_at", _TS),
-            *((name, pa.string()) for name in _STRINGS),
-            *((name, pa.int64()) for name in _INTS),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema).select(
-        [c.strip().rstrip(",") for c in FOLD_INPUT.split("SELECT", 1)[1].split("FROM")[0].split()]
-    )
+from tests.support.fold_input import fold_rows, fold_table
+from tests.support.histories import T0, RawEvent, histories
 
 
 def _by_state(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -115,7 +61,7 @@ def _numpy_states(events: pa.Table) -> dict[tuple[str, int], dict[str, Any]]:
 
 def _assert_three_agree(rows: list[dict[str, Any]]) -> None:
     expected = _evolve_states(rows)
-    events = _table(rows)
+    events = fold_table(rows)
     numpy_states = _numpy_states(events)
     sql_states = _sql_states(events)
     assert set(numpy_states) == set(sql_states) == set(expected)
@@ -213,12 +159,12 @@ RECREATED_OTHER_CURRENCY = [
 
 @pytest.mark.parametrize("history", [EMPTY_CAPTURED, RECREATED_OTHER_CURRENCY])
 def test_edge_cases_agree(history: list[list[RawEvent]]) -> None:
-    _assert_three_agree(_events(history))
+    _assert_three_agree(fold_rows(history))
 
 
 def test_an_empty_order_is_never_paid() -> None:
-    rows = _events(EMPTY_CAPTURED)
-    last = _numpy_states(_table(rows))[("o-1", 2)]
+    rows = fold_rows(EMPTY_CAPTURED)
+    last = _numpy_states(fold_table(rows))[("o-1", 2)]
     assert last["status"] == "open" and last["total_cents"] == 0 and last["captured_cents"] == 50
 
 
@@ -229,7 +175,7 @@ def test_an_empty_order_is_never_paid() -> None:
 def test_sql_numpy_and_evolve_agree_on_every_state_of_any_prefix(
     history: list[list[RawEvent]], split: float
 ) -> None:
-    rows = _events(history)
+    rows = fold_rows(history)
     _assert_three_agree(rows)
     # the log as known at a split (what a catch-up sees): later events may be back-dated
     _assert_three_agree(rows[: round(len(rows) * split)])

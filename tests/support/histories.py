@@ -43,6 +43,7 @@ def _payload(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
     sku = draw(st.sampled_from(["A", "B", "C"]))
     amount = draw(st.sampled_from([1, 50, 100, 250, 999, 2000]))
     pid = draw(st.sampled_from(["p1", "p2", "p3"]))
+    methods = st.sampled_from(["card", "paypal"])
     match event_type:
         case "OrderCreated":
             cust = draw(st.sampled_from(["c1", "c2", "c'3"]))
@@ -56,7 +57,7 @@ def _payload(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
         case "ItemAdded":
             return {
                 "sku": sku,
-                "product_name": f"Product {sku}",
+                "product_name": draw(st.sampled_from([f"Product {sku}", f"Product {sku} (new)"])),
                 "quantity": draw(st.integers(1, 3)),
                 "unit_price_cents": draw(st.sampled_from([100, 250, 999])),
             }
@@ -74,11 +75,11 @@ def _payload(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
                 "country": "FR" if city == "Lyon" else "NO",
             }
         case "PaymentAuthorized":
-            return {"payment_id": pid, "amount_cents": amount, "method": "card"}
+            return {"payment_id": pid, "amount_cents": amount, "method": draw(methods)}
         case "PaymentCaptured":
             return {"payment_id": pid, "amount_cents": amount}
         case "PaymentFailed":
-            return {"payment_id": pid, "reason": "declined"}
+            return {"payment_id": pid, "reason": draw(st.sampled_from(["declined", "expired"]))}
         case "OrderShipped":
             return {"carrier": draw(st.sampled_from(["DHL", "UPS"])), "tracking_number": "T1"}
         case "OrderDelivered":

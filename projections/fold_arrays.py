@@ -1,0 +1,115 @@
+"""Array helpers of the numpy Order fold: event kinds, runs of sorted keys, columns.
+
+Shared by ``projections.fold`` (the order state) and ``projections.fold_lines`` (cart
+lines and payments): both work on event rows sorted by (order, occurred_at, version).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlog.orders.events import ORDER_EVENT_TYPES
+
+# event kind codes: positions in the domain's list of event types
+TYPES = ORDER_EVENT_TYPES
+CREATED, ADDED, REMOVED, DISCOUNT, ADDRESS, AUTHORIZED, CAPTURED, FAILED = (
+    TYPES.index(name)
+    for name in (
+        "OrderCreated",
+        "ItemAdded",
+        "ItemRemoved",
+        "DiscountApplied",
+        "ShippingAddressUpdated",
+        "PaymentAuthorized",
+        "PaymentCaptured",
+        "PaymentFailed",
+    )
+)
+SHIPPED, DELIVERED, CANCELLED, REFUND, NOTE = (
+    TYPES.index(name)
+    for name in (
+        "OrderShipped",
+        "OrderDelivered",
+        "OrderCancelled",
+        "RefundIssued",
+        "CustomerNoteAdded",
+    )
+)
+
+
+class Segments:
+    """Contiguous runs of equal keys in a sorted array, and per-run array helpers."""
+
+    def __init__(self, starts: np.ndarray) -> None:
+        self.n = len(starts)
+        self.first = np.flatnonzero(starts)
+        self.run = np.cumsum(starts) - 1
+        self.first_of_row = self.first[self.run] if self.n else self.first
+        self.rows = np.arange(self.n)
+        self.last = np.append(self.first[1:] - 1, self.n - 1) if self.n else self.first
+        """Each run's last row."""
+
+    def cumsum(self, x: np.ndarray) -> np.ndarray:
+        total = np.cumsum(x)
+        return np.asarray(total - (total[self.first] - x[self.first])[self.run])
+
+    def last_index(self, mask: np.ndarray) -> np.ndarray:
+        """Index of the latest row <= this one in the run where mask holds, else -1."""
+        ff = np.maximum.accumulate(np.where(mask, self.rows, -1))
+        return np.asarray(np.where(ff >= self.first_of_row, ff, -1))
+
+    def first_in_run(self, mask: np.ndarray) -> np.ndarray:
+        """Per run, the index of its first row where mask holds, else -1."""
+        if not self.n:
+            return self.rows
+        firsts = np.minimum.reduceat(np.where(mask, self.rows, self.n), self.first)
+        return np.asarray(np.where(firsts < self.n, firsts, -1))
+
+    def cummin(self, x: np.ndarray) -> np.ndarray:
+        """Running minimum within each run (via ranks, so no value range can overflow)."""
+        values, ranks = np.unique(x, return_inverse=True)
+        shifted = ranks.astype(np.int64) - self.run.astype(np.int64) * (len(values) + 1)
+        acc = np.minimum.accumulate(shifted) + self.run * (len(values) + 1)
+        return np.asarray(values[acc])
+
+
+def run_starts(*keys: np.ndarray) -> np.ndarray:
+    """True at each row whose keys differ from the row before (rows sorted by the keys)."""
+    n = len(keys[0])
+    starts = np.ones(n, dtype=bool)
+    if n:
+        starts[1:] = np.zeros(n - 1, dtype=bool)
+        for key in keys:
+            starts[1:] |= key[1:] != key[:-1]
+    return starts
+
+
+def ints(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=np.int64)
+
+
+def micros(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def times(values: np.ndarray, index: np.ndarray) -> pa.Array:
+    missing = index < 0
+    picked = values[np.where(missing, 0, index)] if len(values) else values
+    return pa.array(picked, mask=missing, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
+
+
+def ranked_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Each value's rank among the distinct values (in sort order), and how many there are.
+
+    Rows sorted by these codes come out in value order whatever the input's order, so
+    a table built from them does not depend on how its rows were split.
+    """
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(rank))
+    codes = rank[encoded.indices.to_numpy()] if len(encoded) else np.zeros(0, dtype=np.int64)
+    return codes, len(rank)

@@ -1,0 +1,72 @@
+"""Random histories as the numpy fold's input: the rows, and the Arrow table of them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from projections.fold import FOLD_COLUMNS
+from projections.fold_lines import CART_COLUMNS
+from tests.support.histories import RECORDED_T0, RawEvent
+
+_TS = pa.timestamp("us", tz="UTC")
+_STRINGS = (
+    "customer_id",
+    "customer_name",
+    "customer_email",
+    "currency",
+    "channel",
+    "sku",
+    "product_name",
+    "city",
+    "country",
+    "carrier",
+    "tracking_number",
+    "payment_id",
+    "method",
+    "reason",
+)
+_INTS = ("quantity", "unit_price_cents", "amount_cents")
+
+
+def fold_rows(history: list[list[RawEvent]]) -> list[dict[str, Any]]:
+    """The history as the fold's input rows: positions in append order, versions per
+    order, one commit an hour; ``payload`` keeps each event's own payload (for evolve)."""
+    rows: list[dict[str, Any]] = []
+    versions: dict[str, int] = {}
+    for commit_no, commit in enumerate(history):
+        for ev in commit:
+            versions[ev.order_id] = versions.get(ev.order_id, 0) + 1
+            row: dict[str, Any] = {
+                "order_id": ev.order_id,
+                "version": versions[ev.order_id],
+                "position": len(rows) + 1,
+                "event_type": ev.event_type,
+                "occurred_at": ev.occurred_at,
+                "recorded_at": RECORDED_T0 + timedelta(hours=commit_no),
+                "payload": ev.payload,
+            }
+            row |= {name: ev.payload.get(name) for name in (*_STRINGS, *_INTS)}
+            rows.append(row)
+    return rows
+
+
+def fold_table(rows: list[dict[str, Any]], *, lines: bool = False) -> pa.Table:
+    """The rows as the fold reads them: ``FOLD_COLUMNS`` (and ``CART_COLUMNS`` with
+    ``lines``), typed as ``analytics.order_events`` types them."""
+    schema = pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("version", pa.int64()),
+            ("position", pa.int64()),
+            ("event_type", pa.string()),
+            ("occurred_at", _TS),
+            ("recorded_at", _TS),
+            *((name, pa.string()) for name in _STRINGS),
+            *((name, pa.int64()) for name in _INTS),
+        ]
+    )
+    columns = (*FOLD_COLUMNS, *CART_COLUMNS) if lines else FOLD_COLUMNS
+    return pa.Table.from_pylist(rows, schema=schema).select(list(columns))
