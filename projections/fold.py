@@ -188,6 +188,27 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
         at = perm[np.where(missing, 0, index)] if n else index
         return pc.take(events.column(name), pa.array(at, mask=missing))
 
+    def coded(
+        name: str, setters: np.ndarray, index: np.ndarray, fill: str | None = None
+    ) -> pa.Array:
+        """A column's values at sorted-row indices ``index`` (-1: null, or ``fill``) when
+        only the rows ``setters`` set it: a dictionary of the values at those rows, so
+        no string is copied per state (Arrow's dictionary arrays, read as VARCHAR)."""
+        values = take(name, setters)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        slot = np.full(n + 1, -1, dtype=np.int32)
+        slot[setters] = np.arange(len(setters), dtype=np.int32)
+        codes = slot[index]  # index -1 reads slot[n]: -1
+        if fill is not None:
+            values = pa.concat_arrays([values.fill_null(fill), pa.array([fill])])
+            codes = np.where(codes < 0, len(setters), codes).astype(np.int32)
+            return pa.DictionaryArray.from_arrays(codes, values)
+        missing = codes < 0
+        if values.null_count:
+            missing |= values.is_null().to_numpy(zero_copy_only=False)[np.maximum(codes, 0)]
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=missing), values)
+
     codes = pc.index_in(events.column("event_type"), value_set=pa.array(TYPES))
     kind = sort(codes.fill_null(-1).to_numpy())
     orders = Segments(run_starts(sort(raw_codes)))
@@ -233,9 +254,11 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
     paid = (base_status == 1) & (last_trigger > last_set)
     status = np.where(paid, 2, base_status).astype(np.int8)
 
+    created, addressed, shipped = (np.flatnonzero(kind == k) for k in (CREATED, ADDRESS, SHIPPED))
     last_created = orders.last_index(kind == CREATED)
     last_address = orders.last_index(kind == ADDRESS)
     last_shipped = orders.last_index(kind == SHIPPED)
+    known_types = not n or kind.min() >= 0
     is_last = np.ones(n, dtype=bool)
     if n:
         is_last[:-1] = orders.run[1:] != orders.run[:-1]
@@ -246,10 +269,10 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
     def states(out: np.ndarray) -> dict[str, Any]:
         """The columns of every state, at the sorted rows ``out``."""
         return {
-            "order_id": take("order_id", out),
-            "customer_id": take("customer_id", last_created[out]).fill_null(""),
-            "currency": take("currency", last_created[out]).fill_null(""),
-            "status": pa.DictionaryArray.from_arrays(status[out], STATUSES).cast(pa.string()),
+            "order_id": coded("order_id", orders.first, orders.first_of_row[out]),
+            "customer_id": coded("customer_id", created, last_created[out], ""),
+            "currency": coded("currency", created, last_created[out], ""),
+            "status": pa.DictionaryArray.from_arrays(status[out], STATUSES),
             "item_count": item_count[out],
             "subtotal_cents": subtotal[out],
             "discount_cents": discount[out],
@@ -258,12 +281,16 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
             "captured_cents": captured[out],
             "refunded_cents": refunded[out],
             "payment_failures": failures[out],
-            "shipping_city": take("city", last_address[out]),
-            "shipping_country": take("country", last_address[out]),
-            "carrier": take("carrier", last_shipped[out]),
+            "shipping_city": coded("city", addressed, last_address[out]),
+            "shipping_country": coded("country", addressed, last_address[out]),
+            "carrier": coded("carrier", shipped, last_shipped[out]),
             "note_count": notes[out],
             "version": version[out],
-            "last_event_type": take("event_type", out),
+            "last_event_type": (
+                pa.DictionaryArray.from_arrays(kind[out].astype(np.int32), pa.array(TYPES))
+                if known_types
+                else take("event_type", out)
+            ),
             "valid_from": times(occurred, out),
             "valid_to": times(occurred, next_index[out]),
             "recorded_at": times(recorded, out),

@@ -70,3 +70,16 @@ def fold_table(rows: list[dict[str, Any]], *, lines: bool = False) -> pa.Table:
     )
     columns = (*FOLD_COLUMNS, *CART_COLUMNS) if lines else FOLD_COLUMNS
     return pa.Table.from_pylist(rows, schema=schema).select(list(columns))
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns as plain ones: the same values, comparable
+    with ``equals`` whatever dictionaries each piece of a fold built."""
+    return pa.table(
+        {
+            name: column.cast(column.type.value_type)
+            if pa.types.is_dictionary(column.type)
+            else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
