@@ -93,6 +93,8 @@ class Folded:
     email, the channel, tracking number, milestone times, last recorded time and
     position). The order-level columns are taken only at the last rows: no table keeps
     them per state, and taken at every event they made up a third of the fold's output.
+    The state's string columns are Arrow dictionary arrays (DuckDB reads them as
+    VARCHAR; ``to_pylist`` gives the strings).
     """
 
     every: pa.Table | None
