@@ -17,7 +17,6 @@ The property tests (``tests/projections/test_fold_lines.py``) hold both tables t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ from projections.fold_arrays import (
     FAILED,
     REMOVED,
     Segments,
+    Take,
     ranked_codes,
     run_starts,
     times,
@@ -67,9 +67,6 @@ PAYMENTS_SCHEMA = pa.schema(
         ("failed_at", _TS),
     ]
 )
-
-Take = Callable[[str, np.ndarray], pa.Array]
-"""A column's values at sorted-row indices (-1: null)."""
 
 
 @dataclass(frozen=True, slots=True)

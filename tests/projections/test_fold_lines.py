@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.events import REGISTRY
 from projections.fold import fold_orders
+from projections.fold_arrays import small_pages
 from projections.fold_lines import LINES_SCHEMA, PAYMENTS_SCHEMA
 from tests.support.fold_input import fold_rows, fold_table
 from tests.support.histories import T0, RawEvent, histories
@@ -223,3 +225,19 @@ def test_lines_and_payments_agree_with_evolve_and_sql_on_any_prefix(
     rows = fold_rows(history)
     _assert_lines_and_payments(rows)
     _assert_lines_and_payments(rows[: round(len(rows) * split)])
+
+
+def test_the_fold_turns_numpys_huge_page_hint_off_and_back() -> None:
+    hint = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    if hint is None:
+        pytest.skip("this numpy has no huge-page hint")
+    before = hint(True)
+    try:
+        with small_pages():
+            assert hint(False) is False  # off while the fold runs
+        assert hint(True) is True  # and as it was afterwards
+        events = fold_table(fold_rows(OVER_REMOVED), lines=True)
+        fold_orders(events, lines=True)
+        assert hint(True) is True
+    finally:
+        hint(before)
