@@ -20,29 +20,19 @@ Take = Callable[[str, np.ndarray], pa.Array]
 
 # event kind codes: positions in the domain's list of event types
 TYPES = ORDER_EVENT_TYPES
-CREATED, ADDED, REMOVED, DISCOUNT, ADDRESS, AUTHORIZED, CAPTURED, FAILED = (
-    TYPES.index(name)
-    for name in (
-        "OrderCreated",
-        "ItemAdded",
-        "ItemRemoved",
-        "DiscountApplied",
-        "ShippingAddressUpdated",
-        "PaymentAuthorized",
-        "PaymentCaptured",
-        "PaymentFailed",
-    )
-)
-SHIPPED, DELIVERED, CANCELLED, REFUND, NOTE = (
-    TYPES.index(name)
-    for name in (
-        "OrderShipped",
-        "OrderDelivered",
-        "OrderCancelled",
-        "RefundIssued",
-        "CustomerNoteAdded",
-    )
-)
+CREATED = TYPES.index("OrderCreated")
+ADDED = TYPES.index("ItemAdded")
+REMOVED = TYPES.index("ItemRemoved")
+DISCOUNT = TYPES.index("DiscountApplied")
+ADDRESS = TYPES.index("ShippingAddressUpdated")
+AUTHORIZED = TYPES.index("PaymentAuthorized")
+CAPTURED = TYPES.index("PaymentCaptured")
+FAILED = TYPES.index("PaymentFailed")
+SHIPPED = TYPES.index("OrderShipped")
+DELIVERED = TYPES.index("OrderDelivered")
+CANCELLED = TYPES.index("OrderCancelled")
+REFUND = TYPES.index("RefundIssued")
+NOTE = TYPES.index("CustomerNoteAdded")
 
 
 class Segments:
