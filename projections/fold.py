@@ -244,10 +244,11 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
     paid = (base_status == 1) & (last_trigger > last_set)
     status = np.where(paid, 2, base_status).astype(np.int8)
 
-    created, addressed, shipped = (np.flatnonzero(kind == k) for k in (CREATED, ADDRESS, SHIPPED))
-    last_created = orders.last_index(kind == CREATED)
-    last_address = orders.last_index(kind == ADDRESS)
-    last_shipped = orders.last_index(kind == SHIPPED)
+    is_created, is_address, is_shipped = kind == CREATED, kind == ADDRESS, kind == SHIPPED
+    created, addressed, shipped = (np.flatnonzero(m) for m in (is_created, is_address, is_shipped))
+    last_created = orders.last_index(is_created)
+    last_address = orders.last_index(is_address)
+    last_shipped = orders.last_index(is_shipped)
     known_types = not n or kind.min() >= 0
     is_last = np.ones(n, dtype=bool)
     if n:
@@ -315,20 +316,18 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
             "customer_email": take("customer_email", last_created[last]).fill_null(""),
             "channel": take("channel", last_created[last]).fill_null(""),
             "tracking_number": take("tracking_number", last_shipped[last]),
-            "created_at": first(kind == CREATED),
+            "created_at": first(is_created),
             "paid_at": first(paid),
-            "shipped_at": first(kind == SHIPPED),
+            "shipped_at": first(is_shipped),
             "delivered_at": first(kind == DELIVERED),
             "cancelled_at": first(kind == CANCELLED),
             "last_recorded_at": times(largest(recorded), np.arange(len(last))),
             "last_position": largest(position),
         }
     )
-    if not lines:
-        return Folded(pa.table(states(None)) if every else None, pa.table(final))
     return Folded(
         pa.table(states(None)) if every else None,
         pa.table(final),
-        lines_table(found, price, occurred, take),
-        payments_table(kind, amount, occurred, orders, final["currency"], take),
+        lines_table(found, price, occurred, take) if lines else None,
+        payments_table(kind, amount, occurred, orders, final["currency"], take) if lines else None,
     )

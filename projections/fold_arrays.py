@@ -17,6 +17,8 @@ from eventlog.orders.events import ORDER_EVENT_TYPES
 
 Take = Callable[[str, np.ndarray], pa.Array]
 """A column's values at sorted-row indices (-1: null)."""
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+"""The type of every time the fold gives (microseconds, UTC)."""
 
 # event kind codes: positions in the domain's list of event types
 TYPES = ORDER_EVENT_TYPES
@@ -92,13 +94,13 @@ def micros(table: pa.Table, name: str) -> np.ndarray:
 
 def stamps(values: np.ndarray) -> pa.Array:
     """Microseconds since the epoch as UTC timestamps (no copy)."""
-    return pa.array(values, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
+    return pa.array(values, type=pa.int64()).cast(TIMESTAMP)
 
 
 def times(values: np.ndarray, index: np.ndarray) -> pa.Array:
     missing = index < 0
     picked = values[np.where(missing, 0, index)] if len(values) else values
-    return pa.array(picked, mask=missing, type=pa.int64()).cast(pa.timestamp("us", "UTC"))
+    return pa.array(picked, mask=missing, type=pa.int64()).cast(TIMESTAMP)
 
 
 def ranked_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:

@@ -29,6 +29,7 @@ from projections.fold_arrays import (
     CAPTURED,
     FAILED,
     REMOVED,
+    TIMESTAMP,
     Segments,
     Take,
     ranked_codes,
@@ -39,7 +40,6 @@ from projections.fold_arrays import (
 CART_COLUMNS = ("product_name", "payment_id", "method", "reason")
 """The event columns only the cart lines and payments read (besides the state's)."""
 
-_TS = pa.timestamp("us", tz="UTC")
 LINES_SCHEMA = pa.schema(
     [
         ("order_id", pa.string()),
@@ -48,8 +48,8 @@ LINES_SCHEMA = pa.schema(
         ("quantity", pa.int64()),
         ("unit_price_cents", pa.int64()),
         ("line_total_cents", pa.int64()),
-        ("first_added_at", _TS),
-        ("last_changed_at", _TS),
+        ("first_added_at", TIMESTAMP),
+        ("last_changed_at", TIMESTAMP),
     ]
 )
 PAYMENTS_SCHEMA = pa.schema(
@@ -62,9 +62,9 @@ PAYMENTS_SCHEMA = pa.schema(
         ("captured_cents", pa.int64()),
         ("failed", pa.bool_()),
         ("failure_reason", pa.string()),
-        ("authorized_at", _TS),
-        ("captured_at", _TS),
-        ("failed_at", _TS),
+        ("authorized_at", TIMESTAMP),
+        ("captured_at", TIMESTAMP),
+        ("failed_at", TIMESTAMP),
     ]
 )
 
