@@ -16,13 +16,11 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from eventlog.orders import ORDER_DECIDER, OrderState
 from eventlog.orders.decider import PUBLIC_FIELDS
-from eventlog.orders.events import REGISTRY
 from projections.fold import ORDER_COLUMNS, fold_orders, fold_states
 from projections.order_state import STATE_COLUMNS, STATE_FIELDS, STATE_SELECT, state_column_ddl
 from projections.projection import fold_query
-from tests.support.fold_input import decoded, fold_rows, fold_table
+from tests.support.fold_input import decoded, evolved, fold_rows, fold_table
 from tests.support.histories import T0, RawEvent, histories
 
 
@@ -32,17 +30,10 @@ def _by_state(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any
 
 def _evolve_states(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     """The reference: evolve over each order's events in (occurred_at, version) order."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    by_order: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_order.setdefault(row["order_id"], []).append(row)
-    for order_id, events in by_order.items():
-        state = OrderState.initial(order_id)
-        for row in sorted(events, key=lambda r: (r["occurred_at"], r["version"])):
-            event = REGISTRY.decode(row["event_type"], 1, row["payload"])
-            state = ORDER_DECIDER.evolve(state, event)
-            out[(order_id, state.version)] = {f: getattr(state, f) for f in STATE_FIELDS}
-    return out
+    return {
+        (state.order_id, state.version): {f: getattr(state, f) for f in STATE_FIELDS}
+        for state in evolved(rows)
+    }
 
 
 def _sql_states(events: pa.Table) -> dict[tuple[str, int], dict[str, Any]]:

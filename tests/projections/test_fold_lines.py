@@ -22,12 +22,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from eventlog.orders import ORDER_DECIDER, OrderState
-from eventlog.orders.events import REGISTRY
 from projections.fold import fold_orders
 from projections.fold_arrays import small_pages
 from projections.fold_lines import LINES_SCHEMA, PAYMENTS_SCHEMA
-from tests.support.fold_input import fold_rows, fold_table
+from tests.support.fold_input import evolved, fold_rows, fold_table
 from tests.support.histories import T0, RawEvent, histories
 
 # The reference statements, over ``e`` (the events), as the projections once ran them.
@@ -94,16 +92,6 @@ def _sql(events: pa.Table, select: str) -> list[dict[str, Any]]:
     return _sorted(got)
 
 
-def _evolve(rows: list[dict[str, Any]]) -> dict[str, OrderState]:
-    """Each order's final state: evolve over its events in (occurred_at, version) order."""
-    states: dict[str, OrderState] = {}
-    for row in sorted(rows, key=lambda r: (r["order_id"], r["occurred_at"], r["version"])):
-        state = states.get(row["order_id"], OrderState.initial(row["order_id"]))
-        event = REGISTRY.decode(row["event_type"], 1, row["payload"])
-        states[row["order_id"]] = ORDER_DECIDER.evolve(state, event)
-    return states
-
-
 def _assert_lines_and_payments(rows: list[dict[str, Any]]) -> None:
     events = fold_table(rows, lines=True)
     folded = fold_orders(events, lines=True, pieces=1)
@@ -113,7 +101,7 @@ def _assert_lines_and_payments(rows: list[dict[str, Any]]) -> None:
     lines = _sorted(folded.lines.to_pylist())
     payments = _sorted(folded.payments.to_pylist())
 
-    final = _evolve(rows)
+    final = {state.order_id: state for state in evolved(rows)}  # the last state wins
     assert sorted(
         (r["order_id"], r["sku"], r["product_name"], r["quantity"], r["unit_price_cents"])
         for r in lines

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
 
+from eventlog.orders import ORDER_DECIDER, OrderState
+from eventlog.orders.events import REGISTRY
 from projections.fold import FOLD_COLUMNS
+from projections.fold_arrays import TIMESTAMP
 from projections.fold_lines import CART_COLUMNS
 from tests.support.histories import RECORDED_T0, RawEvent
 
-_TS = pa.timestamp("us", tz="UTC")
-_STRINGS = (
-    "customer_id",
-    "customer_name",
-    "customer_email",
-    "currency",
-    "channel",
-    "sku",
-    "product_name",
-    "city",
-    "country",
-    "carrier",
-    "tracking_number",
-    "payment_id",
-    "method",
-    "reason",
-)
+# the event's own columns, in the fold's order: what its payload gives
+_ENVELOPE = {
+    "order_id": pa.string(),
+    "version": pa.int64(),
+    "position": pa.int64(),
+    "event_type": pa.string(),
+    "occurred_at": TIMESTAMP,
+    "recorded_at": TIMESTAMP,
+}
 _INTS = ("quantity", "unit_price_cents", "amount_cents")
+_PAYLOAD = tuple(c for c in (*FOLD_COLUMNS, *CART_COLUMNS) if c not in _ENVELOPE)
 
 
 def fold_rows(history: list[list[RawEvent]]) -> list[dict[str, Any]]:
@@ -48,7 +45,7 @@ def fold_rows(history: list[list[RawEvent]]) -> list[dict[str, Any]]:
                 "recorded_at": RECORDED_T0 + timedelta(hours=commit_no),
                 "payload": ev.payload,
             }
-            row |= {name: ev.payload.get(name) for name in (*_STRINGS, *_INTS)}
+            row |= {name: ev.payload.get(name) for name in _PAYLOAD}
             rows.append(row)
     return rows
 
@@ -58,14 +55,8 @@ def fold_table(rows: list[dict[str, Any]], *, lines: bool = False) -> pa.Table:
     ``lines``), typed as ``analytics.order_events`` types them."""
     schema = pa.schema(
         [
-            ("order_id", pa.string()),
-            ("version", pa.int64()),
-            ("position", pa.int64()),
-            ("event_type", pa.string()),
-            ("occurred_at", _TS),
-            ("recorded_at", _TS),
-            *((name, pa.string()) for name in _STRINGS),
-            *((name, pa.int64()) for name in _INTS),
+            *_ENVELOPE.items(),
+            *((name, pa.int64() if name in _INTS else pa.string()) for name in _PAYLOAD),
         ]
     )
     columns = (*FOLD_COLUMNS, *CART_COLUMNS) if lines else FOLD_COLUMNS
@@ -83,3 +74,14 @@ def decoded(table: pa.Table) -> pa.Table:
             for name, column in zip(table.column_names, table.columns, strict=True)
         }
     )
+
+
+def evolved(rows: list[dict[str, Any]]) -> Iterator[OrderState]:
+    """The reference: each order's state after each of its events, folded with the
+    domain's ``evolve`` in (occurred_at, version) order, order after order."""
+    states: dict[str, OrderState] = {}
+    for row in sorted(rows, key=lambda r: (r["order_id"], r["occurred_at"], r["version"])):
+        state = states.get(row["order_id"], OrderState.initial(row["order_id"]))
+        event = REGISTRY.decode(row["event_type"], 1, row["payload"])
+        states[row["order_id"]] = state = ORDER_DECIDER.evolve(state, event)
+        yield state
