@@ -143,23 +143,38 @@ def fold_orders(
         return _fold_orders(events, every, lines, pieces)
 
 
+class _Columns:
+    """The fold's input rows, and its numeric columns as numpy arrays, taken once for
+    every piece: a piece reads the rows it folds through their indices, copying none."""
+
+    def __init__(self, events: pa.Table) -> None:
+        self.events = events
+        kinds = pc.index_in(events.column("event_type"), value_set=pa.array(TYPES))
+        self.kind = kinds.fill_null(-1).to_numpy()
+        self.version = ints(events, "version")
+        self.occurred = micros(events, "occurred_at")
+        self.recorded = micros(events, "recorded_at")
+        self.position = np.asarray(events.column("position").to_numpy(), dtype=np.int64)
+        self.quantity = ints(events, "quantity")
+        self.price = ints(events, "unit_price_cents")
+        self.amount = ints(events, "amount_cents")
+
+
 def _fold_orders(events: pa.Table, every: bool, lines: bool, pieces: int | None) -> Folded:
     """fold_orders, with numpy's pages as ``small_pages`` sets them."""
-    events = events.combine_chunks()
-    n = events.num_rows
+    columns = _Columns(events.combine_chunks())
+    n = columns.events.num_rows
     # codes ranked by order id, so the states come out grouped in order-id order: the
     # tables written from them then keep each row group to a narrow range of order ids,
     # and a lookup by order id skips the others (zone maps)
-    codes, distinct = ranked_codes(events.column("order_id"))
+    codes, distinct = ranked_codes(columns.events.column("order_id"))
     k = pieces if pieces is not None else min(8, 2 * (os.cpu_count() or 1))
     if k < 2 or (pieces is None and n <= PARALLEL_ROWS) or distinct < k:
-        return _fold(events, codes, every, lines)
+        return _fold(columns, None, codes, every, lines)
     bounds = np.linspace(0, distinct, k + 1).astype(np.int64)
-    masks = [(codes >= lo) & (codes < hi) for lo, hi in itertools.pairwise(bounds)]
+    rows = [np.flatnonzero((codes >= lo) & (codes < hi)) for lo, hi in itertools.pairwise(bounds)]
     with ThreadPoolExecutor(max_workers=k) as pool:
-        folded = list(
-            pool.map(lambda m: _fold(events.filter(pa.array(m)), codes[m], every, lines), masks)
-        )
+        folded = list(pool.map(lambda r: _fold(columns, r, codes[r], every, lines), rows))
 
     def joined(tables: list[pa.Table | None]) -> pa.Table | None:
         present = [t for t in tables if t is not None]
@@ -184,11 +199,18 @@ def fold_states(
     return folded.last if last_only or folded.every is None else folded.every
 
 
-def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> Folded:
-    """fold_orders of ``events`` whose order ids ``raw_codes`` rank."""
-    n = events.num_rows
-    occurred_raw = micros(events, "occurred_at")
-    perm = np.lexsort((ints(events, "version"), occurred_raw, raw_codes))
+def _fold(
+    columns: _Columns, rows: np.ndarray | None, raw_codes: np.ndarray, every: bool, lines: bool
+) -> Folded:
+    """fold_orders of the input ``rows`` (None: all), whose order ids ``raw_codes`` rank."""
+    events = columns.events
+    n = len(raw_codes)
+
+    def of(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else values[rows]
+
+    local = np.lexsort((of(columns.version), of(columns.occurred), raw_codes))
+    perm = local if rows is None else rows[local]  # sorted row -> input row
 
     def sort(values: np.ndarray) -> np.ndarray:
         return values[perm]
@@ -199,13 +221,11 @@ def _fold(events: pa.Table, raw_codes: np.ndarray, every: bool, lines: bool) -> 
         at = perm[np.where(missing, 0, index)] if n else index
         return pc.take(events.column(name), pa.array(at, mask=missing))
 
-    codes = pc.index_in(events.column("event_type"), value_set=pa.array(TYPES))
-    kind = sort(codes.fill_null(-1).to_numpy())
-    orders = Segments(run_starts(sort(raw_codes)))
-    quantity, price = sort(ints(events, "quantity")), sort(ints(events, "unit_price_cents"))
-    amount = sort(ints(events, "amount_cents"))
-    occurred, recorded = sort(occurred_raw), sort(micros(events, "recorded_at"))
-    position = sort(events.column("position").to_numpy())
+    kind = sort(columns.kind)
+    orders = Segments(run_starts(raw_codes[local]))
+    quantity, price, amount = sort(columns.quantity), sort(columns.price), sort(columns.amount)
+    occurred, recorded = sort(columns.occurred), sort(columns.recorded)
+    position = sort(columns.position)
 
     # Cart lines: per (order, sku), a running sum clamped at zero; removals take off the
     # unit price of the sku's latest ItemAdded while the line is in the cart.
