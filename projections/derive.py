@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from projections.builds import OnCommit, params, rollback, sql_for
@@ -69,6 +70,8 @@ class FoldCache:
     lines: bool = False
     key: tuple[str, int, int] | None = None
     folded: Folded | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while a fold is computed: projections built side by side fold once."""
 
     @classmethod
     def for_run(cls, projections: Sequence[Projection]) -> FoldCache:
@@ -92,10 +95,11 @@ def register_states(
     if not projection.folds:
         return
     key = (source, lo, hi)
-    if cache.key != key or cache.folded is None:
-        cache.folded = fold(con, source, lo, hi, every=cache.full, lines=cache.lines)
-        cache.key = key
-    folded = cache.folded
+    with cache.lock:
+        if cache.key != key or cache.folded is None:
+            cache.folded = fold(con, source, lo, hi, every=cache.full, lines=cache.lines)
+            cache.key = key
+        folded = cache.folded
     con.register("last_states", folded.last)
     for name, table in (
         ("states", folded.every),

@@ -13,6 +13,7 @@ log into ``order_events``), ``projections.derive`` (the tables derived from it),
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -33,6 +34,7 @@ from projections.builds import (
 )
 from projections.derive import FoldCache, Run, apply_derived, catch_up_derived, fill
 from projections.ingest import PartsMovedError, apply_source, retrying
+from projections.lanes import lanes_for, side_by_side
 from projections.order_events import ORDER_EVENTS
 from projections.plan import select
 from projections.progress import Done, reports
@@ -193,7 +195,10 @@ def catch_up(
         stored = checkpoints(con)  # read again only after something moved them
         # The source's last batch may wait for the derived transaction only when no derived
         # projection needs a transaction of its own first (an install or a rebuild).
-        derived = [p for p in chosen if not p.is_source]
+        # the largest first (every state of every order): the rest fit beside it
+        derived = sorted(
+            (p for p in chosen if not p.is_source), key=lambda p: "states" not in p.fold_tables
+        )
         can_hold = bool(derived) and all(
             p.name in stored and stored[p.name].code_version == p.code_version for p in derived
         )
@@ -262,34 +267,69 @@ def rebuild(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_commit: OnCommit | None = None,
+    lanes: int | None = None,
 ) -> list[ProjectionReport]:
     """Rebuild the named projections (default: all) blue-green, then catch them up.
 
     Only the named ones are rebuilt (``names=None``: all); their dependencies are
-    caught up first so the new version starts from a current source.
+    caught up first so the new version starts from a current source. The source comes
+    first; then the derived projections build side by side in ``lanes`` (default: one
+    per core, ``projections.lanes``), each once those it depends on have committed.
     """
     chosen = select(names)
     targets = {p.name for p in chosen} if not names else set(names)
-    done: list[Done] = []
     cache = FoldCache.for_run(chosen)
+    said = _serialized(on_commit)
     with session(source, warehouse) as (log, con):
         until = log.head()
-        for projection in chosen:
-            started = time.perf_counter()
-            found = checkpoints(con).get(projection.name)
-            before = found.position if found else 0
-            cp = found or _install(con, log, projection)
-            applied = cp.position - before  # the source's pinned parts, when just installed
-            rebuilt = projection.name in targets
-            # a source installed now was built from the log just now: not built twice
-            if rebuilt and not (found is None and projection.is_source):
-                _, applied = retrying(
-                    partial(_rebuild_one, con, log, projection, cp, batch_size, cache)
-                )
-                if on_commit is not None:
-                    on_commit(projection.name, checkpoints(con)[projection.name].position)
-                cp = checkpoints(con)[projection.name]
-            applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit, cache)
-            done.append(Done(projection, before, time.perf_counter() - started, rebuilt, applied))
+        step = partial(_rebuild_step, log, targets, until, batch_size, cache, said)
+        done = [step(con, p) for p in chosen if p.is_source]
+        # the largest first (every state of every order): the rest fit beside it
+        derived = sorted(
+            (p for p in chosen if not p.is_source), key=lambda p: "states" not in p.fold_tables
+        )
+        done += side_by_side(con, derived, step, lanes_for() if lanes is None else lanes)
+        done.sort(key=lambda d: chosen.index(d.projection))
         _install_macros_when_ready(con)
         return reports(con, log, done)
+
+
+def _rebuild_step(
+    log: EventLog,
+    targets: set[str],
+    until: int,
+    batch_size: int,
+    cache: FoldCache,
+    on_commit: OnCommit | None,
+    con: Any,
+    projection: Projection,
+) -> Done:
+    """One projection of ``rebuild`` on ``con``: installed if missing, rebuilt if it is a
+    target, then caught up to ``until``."""
+    started = time.perf_counter()
+    found = checkpoints(con).get(projection.name)
+    before = found.position if found else 0
+    cp = found or _install(con, log, projection)
+    applied = cp.position - before  # the source's pinned parts, when just installed
+    rebuilt = projection.name in targets
+    # a source installed now was built from the log just now: not built twice
+    if rebuilt and not (found is None and projection.is_source):
+        _, applied = retrying(partial(_rebuild_one, con, log, projection, cp, batch_size, cache))
+        if on_commit is not None:
+            on_commit(projection.name, checkpoints(con)[projection.name].position)
+        cp = checkpoints(con)[projection.name]
+    applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit, cache)
+    return Done(projection, before, time.perf_counter() - started, rebuilt, applied)
+
+
+def _serialized(on_commit: OnCommit | None) -> OnCommit | None:
+    """``on_commit`` called by one lane at a time (lanes commit from their threads)."""
+    if on_commit is None:
+        return None
+    lock = threading.Lock()
+
+    def said(name: str, position: int) -> None:
+        with lock:
+            on_commit(name, position)
+
+    return said
