@@ -4,6 +4,7 @@ at a time, dependencies first, each lane in UTC, failures raised."""
 from __future__ import annotations
 
 import dataclasses
+import signal
 import threading
 import time
 from pathlib import Path
@@ -84,6 +85,27 @@ def test_a_failure_is_raised_and_its_dependents_never_start() -> None:
     with pytest.raises(ValueError, match="a broke"):
         side_by_side(con, chosen, work, lanes=2)
     assert sorted(started) == ["a", "b"]
+    con.close()
+
+
+def test_an_interrupt_stops_the_running_lanes() -> None:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    began = threading.Event()
+
+    def work(lane: Any, p: Projection) -> None:
+        if p.name == "long":
+            began.set()  # about half a minute of summing unless it is interrupted
+            lane.execute("SELECT sum(range % 7) FROM range(15_000_000_000)").fetchall()
+        else:
+            began.wait(10)
+            time.sleep(0.2)  # the long query is running
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C: the main thread is interrupted
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        side_by_side(con, [_projection("long"), _projection("ctrl_c")], work, lanes=2)
+    assert time.perf_counter() - started < 10
     con.close()
 
 
