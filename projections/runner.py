@@ -195,10 +195,7 @@ def catch_up(
         stored = checkpoints(con)  # read again only after something moved them
         # The source's last batch may wait for the derived transaction only when no derived
         # projection needs a transaction of its own first (an install or a rebuild).
-        # the largest first (every state of every order): the rest fit beside it
-        derived = sorted(
-            (p for p in chosen if not p.is_source), key=lambda p: "states" not in p.fold_tables
-        )
+        derived = [p for p in chosen if not p.is_source]
         can_hold = bool(derived) and all(
             p.name in stored and stored[p.name].code_version == p.code_version for p in derived
         )
