@@ -17,9 +17,10 @@ from eventlog.generate import generate
 from projections.lanes import lanes_for, side_by_side
 from projections.plan import PROJECTIONS
 from projections.projection import Projection
-from projections.runner import rebuild
+from projections.runner import catch_up, rebuild
 from projections.tables import ORDERS
 from projections.warehouse import checkpoints, connect
+from tests.projections.test_tables import O1, O2, O3
 from tests.support.histories import open_log
 
 
@@ -134,5 +135,24 @@ def test_side_by_side_rebuild_gives_the_tables_of_one_at_a_time(lake: Path) -> N
     side_by_side_tables = _tables(con)
     assert side_by_side_tables == one_at_a_time
     assert len(side_by_side_tables["daily_sales"]) > 1
+    con.close()
+    log.close()
+
+
+def test_a_dependency_not_rebuilt_is_caught_up_before_its_dependents(lake: Path) -> None:
+    log = open_log(lake)
+    log.append("o1", O1)
+    log.append("o2", O2)
+    con = connect(log)
+    catch_up(log, con)
+    log.append("o3", O3)  # after the checkpoint: orders must take it before daily_sales
+    reports = {r.name: r for r in rebuild(log, con, ["daily_sales", "order_states"], lanes=3)}
+    assert not reports["orders"].rebuilt and reports["orders"].events_applied > 0
+    assert reports["daily_sales"].rebuilt and reports["order_states"].rebuilt
+    chosen = set(reports)
+    assert chosen == {"order_events", "orders", "daily_sales", "order_states"}
+    rebuilt = {name: rows for name, rows in _tables(con).items() if name in chosen}
+    rebuild(log, con, lanes=1)
+    assert {name: rows for name, rows in _tables(con).items() if name in chosen} == rebuilt
     con.close()
     log.close()
