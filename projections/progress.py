@@ -13,6 +13,7 @@ from projections.builds import Warehouse
 from projections.plan import select
 from projections.projection import Projection
 from projections.report import ProjectionReport
+from projections.source import source_rows
 from projections.warehouse import Checkpoint, checkpoints, connect
 
 
@@ -50,6 +51,13 @@ class Lag:
 def count_rows(con: Any, projection: Projection) -> int:
     rows = con.execute(f"SELECT count(*) FROM {projection.view}").fetchall()  # noqa: S608
     return int(rows[0][0])
+
+
+def _rows(con: Any, projection: Projection, cp: Checkpoint) -> int:
+    """A projection's rows; the source's without scanning its pinned files when its build
+    counted them (``source_rows``)."""
+    counted = source_rows(con, cp) if projection.is_source else None
+    return counted if counted is not None else count_rows(con, projection)
 
 
 def head_of(log: EventLog) -> tuple[int, datetime | None]:
@@ -95,7 +103,7 @@ def report(
         from_position=done.before,
         to_position=cp.position,
         events_applied=done.applied,
-        rows=count_rows(con, projection),
+        rows=_rows(con, projection, cp),
         duration_s=done.duration_s,
         lag_events=lag,
         lag_seconds=lag_seconds(head_at, cp.recorded_at, lag),

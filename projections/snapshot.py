@@ -220,6 +220,9 @@ def pin_parts(log: EventLog, root: Path, build_name: str) -> PinnedParts:
         "last_destroyed": erased,
         "code_version": ORDER_EVENTS.code_version,
         "files": {_file_name(p): p.sha256 for p in parts},
+        # counted once from the files' footers: a report of the build's rows then needs no
+        # scan of them (10M pinned rows took 0.2 s to count through the view)
+        "rows": sum(pq.read_metadata(directory / _file_name(p)).num_rows for p in parts),
     }
     (directory / SOURCES).write_text(json.dumps(sources, sort_keys=True))
     return PinnedParts(directory, expected - 1)
@@ -253,6 +256,17 @@ def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
             if isinstance(sha, str) and path.is_file():
                 found[sha] = path
     return found
+
+
+def pinned_rows(directory: Path) -> int | None:
+    """The rows a build pinned under ``directory``, as it counted them; None when it did
+    not (a build pinned before the count was kept, or no listing)."""
+    try:
+        listed = json.loads((directory / SOURCES).read_text())
+    except (OSError, ValueError):
+        return None
+    rows = listed.get("rows") if isinstance(listed, dict) else None
+    return rows if isinstance(rows, int) and rows >= 0 else None
 
 
 def drop_pinned(root: Path | None, *keep: str) -> None:

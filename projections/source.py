@@ -23,7 +23,7 @@ from projections.builds import rollback, sql_for, table_name
 from projections.ingest import apply_source
 from projections.order_events import events_view, parts_relation, sql_literal
 from projections.projection import Projection
-from projections.snapshot import PinnedParts, drop_pinned, pin_parts
+from projections.snapshot import PinnedParts, drop_pinned, pin_parts, pinned_rows
 from projections.warehouse import UPSERT_CHECKPOINT, Checkpoint, parts_root
 
 
@@ -127,6 +127,24 @@ def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
     if sql is None or root is None:
         return False
     return sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet") not in sql
+
+
+def source_rows(con: Any, current: Checkpoint) -> int | None:
+    """The rows of a source build without scanning its pinned files: its stored rows plus
+    the count its build kept when it pinned them. None when that count is not at hand (a
+    build pinned before it was kept, or one reading files in another directory)."""
+    stored = con.execute(f"SELECT count(*) FROM {current.table_name}").fetchall()  # noqa: S608
+    sql = _parts_view_sql(con, current.table_name)
+    if sql is None:  # nothing pinned: the stored rows are all
+        return int(stored[0][0])
+    root = parts_root(con)
+    if root is None:
+        return None
+    directory = root / _dir_name(current.table_name)
+    if sql_literal(str(directory) + "/*.parquet") not in sql:
+        return None
+    pinned = pinned_rows(directory)
+    return None if pinned is None else int(stored[0][0]) + pinned
 
 
 def _recorded_at(con: Any, log: EventLog, view: str, position: int) -> datetime | None:
