@@ -243,11 +243,8 @@ def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
     for sources in root.glob(f"*/{SOURCES}"):
         if sources.parent.name == build_name:
             continue
-        try:
-            listed = json.loads(sources.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(listed, dict) or listed.get("last_destroyed") != erased:
+        listed = _listing(sources.parent)
+        if listed is None or listed.get("last_destroyed") != erased:
             continue
         if listed.get("code_version") != ORDER_EVENTS.code_version:
             continue
@@ -258,14 +255,20 @@ def _earlier_pins(root: Path, build_name: str, erased: int) -> dict[str, Path]:
     return found
 
 
-def pinned_rows(directory: Path) -> int | None:
-    """The rows a build pinned under ``directory``, as it counted them; None when it did
-    not (a build pinned before the count was kept, or no listing)."""
+def _listing(directory: Path) -> dict[str, Any] | None:
+    """The listing (``SOURCES``) of the build pinned under ``directory``; None when it is
+    missing or unreadable."""
     try:
         listed = json.loads((directory / SOURCES).read_text())
     except (OSError, ValueError):
         return None
-    rows = listed.get("rows") if isinstance(listed, dict) else None
+    return listed if isinstance(listed, dict) else None
+
+
+def pinned_rows(directory: Path) -> int | None:
+    """The rows a build pinned under ``directory``, as it counted them; None when it did
+    not (a build pinned before the count was kept, or no listing)."""
+    rows = (_listing(directory) or {}).get("rows")
     return rows if isinstance(rows, int) and rows >= 0 else None
 
 

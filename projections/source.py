@@ -16,6 +16,7 @@ pinned).
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from eventlog.log import EventLog
@@ -119,6 +120,13 @@ def build_source(
     return (old.position if old else 0), position
 
 
+def _own_pins(sql: str, root: Path, table: str) -> Path | None:
+    """The directory of ``table``'s pinned files under this warehouse's ``root`` when its
+    parts view (``sql``) reads them there; None when it reads files elsewhere."""
+    directory = root / _dir_name(table)
+    return directory if sql_literal(str(directory) + "/*.parquet") in sql else None
+
+
 def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
     """Whether the source build's view reads pinned parts from another directory than
     this warehouse's (the lake was moved or copied): the build must be made again."""
@@ -126,25 +134,23 @@ def pinned_elsewhere(con: Any, current: Checkpoint) -> bool:
     root = parts_root(con)
     if sql is None or root is None:
         return False
-    return sql_literal(str(root / _dir_name(current.table_name)) + "/*.parquet") not in sql
+    return _own_pins(sql, root, current.table_name) is None
 
 
 def source_rows(con: Any, current: Checkpoint) -> int | None:
     """The rows of a source build without scanning its pinned files: its stored rows plus
     the count its build kept when it pinned them. None when that count is not at hand (a
     build pinned before it was kept, or one reading files in another directory)."""
-    stored = con.execute(f"SELECT count(*) FROM {current.table_name}").fetchall()  # noqa: S608
     sql = _parts_view_sql(con, current.table_name)
-    if sql is None:  # nothing pinned: the stored rows are all
-        return int(stored[0][0])
-    root = parts_root(con)
-    if root is None:
+    pinned: int | None = 0  # nothing pinned: the stored rows are all
+    if sql is not None:
+        root = parts_root(con)
+        directory = _own_pins(sql, root, current.table_name) if root is not None else None
+        pinned = pinned_rows(directory) if directory is not None else None
+    if pinned is None:
         return None
-    directory = root / _dir_name(current.table_name)
-    if sql_literal(str(directory) + "/*.parquet") not in sql:
-        return None
-    pinned = pinned_rows(directory)
-    return None if pinned is None else int(stored[0][0]) + pinned
+    stored = con.execute(f"SELECT count(*) FROM {current.table_name}").fetchall()  # noqa: S608
+    return int(stored[0][0]) + pinned
 
 
 def _recorded_at(con: Any, log: EventLog, view: str, position: int) -> datetime | None:
