@@ -73,8 +73,10 @@ def side_by_side(
         with ThreadPoolExecutor(max_workers=len(idle)) as pool:
             try:
                 while pending or running:
-                    while failure is None and idle and any(ready(p) for p in pending):
-                        p = next(p for p in pending if ready(p))
+                    while failure is None and idle:
+                        p = next((p for p in pending if ready(p)), None)
+                        if p is None:
+                            break
                         pending.remove(p)
                         lane = idle.pop()
                         running[pool.submit(work, lane, p)] = (p, lane)

@@ -312,9 +312,9 @@ def _rebuild_step(
     # a source installed now was built from the log just now: not built twice
     if rebuilt and not (found is None and projection.is_source):
         _, applied = retrying(partial(_rebuild_one, con, log, projection, cp, batch_size, cache))
-        if on_commit is not None:
-            on_commit(projection.name, checkpoints(con)[projection.name].position)
         cp = checkpoints(con)[projection.name]
+        if on_commit is not None:
+            on_commit(projection.name, cp.position)
     applied += _catch_up_one(con, log, projection, cp, until, batch_size, on_commit, cache)
     return Done(projection, before, time.perf_counter() - started, rebuilt, applied)
 
